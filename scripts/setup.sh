@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for TDOS-HF: a virtual environment in .venv with torch, the package and its
+# test extras, and WordNet 3.0 for nltk (offline, from Debian packages). Idempotent; safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${TDOS_VENV:-.venv}
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+# torch first, pinned: the CUDA build runs on the CPU and has a matching torchvision (see DESIGN.md).
+"$VENV/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+
+# WordNet 3.0 for nltk, without a network download: Debian's files copied (nltk refuses paths outside its
+# data roots) into <venv>/nltk_data, one of nltk's default roots, plus the lexnames file nltk needs.
+WN_DIR="$VENV/nltk_data/corpora/wordnet"
+if [ ! -f "$WN_DIR/lexnames" ]; then
+  if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends wordnet-base wordnet-sense-index >/dev/null
+  fi
+  mkdir -p "$WN_DIR"
+  cp /usr/share/wordnet/* "$WN_DIR/"
+  "$VENV/bin/python" - "$WN_DIR/lexnames" <<'PY'
+import sys
+names = ["adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+         "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
+         "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
+         "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
+         "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
+         "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
+         "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
+         "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl"]
+pos = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+with open(sys.argv[1], "w") as f:
+    for i, name in enumerate(names):
+        f.write(f"{i:02d}\t{name}\t{pos[name.split('.')[0]]}\n")
+PY
+fi
+echo "TDOS-HF environment ready in $VENV"
