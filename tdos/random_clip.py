@@ -1,0 +1,48 @@
+"""Randomly initialised CLIP towers with a byte-level tokenizer, for tests, benchmarks and the offline demo.
+
+Real CLIP weights and CLIP's BPE vocabulary cannot be downloaded everywhere. A byte-level vocabulary (the 256 byte
+symbols of CLIP's byte encoder, each also in its end-of-word form, then the start and end tokens: 514 entries, no
+merges) tokenizes any text with the real `CLIPTokenizer`, so a random CLIP built from a config such as the `tiny`
+preset's goes through exactly the same code path as `openai/clip-vit-base-patch16`.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+
+def _bytes_to_unicode() -> list[str]:
+    """CLIP's (and GPT-2's) reversible mapping of the 256 byte values to printable unicode characters."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    codes, extra = [], 0
+    for byte in range(256):
+        if byte in printable:
+            codes.append(byte)
+        else:
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(code) for code in codes]
+
+
+def byte_level_clip_tokenizer() -> CLIPTokenizer:
+    """A `CLIPTokenizer` over the 514-entry byte-level vocabulary (ids 512/513 = start/end of text)."""
+    symbols = _bytes_to_unicode()
+    tokens = symbols + [symbol + "</w>" for symbol in symbols] + ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={token: index for index, token in enumerate(tokens)}, merges=[])
+
+
+def random_clip(clip_config: CLIPConfig | dict, seed: int = 0) -> tuple[CLIPModel, CLIPTokenizer]:
+    """A randomly initialised `CLIPModel` (deterministic under `seed`) and the byte-level tokenizer."""
+    tokenizer = byte_level_clip_tokenizer()
+    config = clip_config if isinstance(clip_config, CLIPConfig) else CLIPConfig(**clip_config)
+    if config.text_config.vocab_size < len(tokenizer):
+        raise ValueError(
+            f"text vocab_size {config.text_config.vocab_size} is smaller than the byte-level vocabulary "
+            f"({len(tokenizer)} tokens)"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIPModel(config)
+    return model.eval(), tokenizer
