@@ -530,7 +530,7 @@ class TDOSTransformerDecoder(nn.Module):
             multi_stage_positional_embeddings=positions,
             pixel_embeddings=mask_features,
             encoder_hidden_states=memories,
-            query_position_embeddings=self.query_position_embeddings.weight[:, None].expand(-1, batch, -1),
+            query_position_embeddings=self.query_position_embeddings.weight.unsqueeze(1).repeat(1, batch, 1),
             feature_size_list=[feature.shape[-2:] for feature in multi_scale_features],
             return_dict=True,
         )
