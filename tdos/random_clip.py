@@ -11,24 +11,12 @@ from __future__ import annotations
 import torch
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-
-def _bytes_to_unicode() -> list[str]:
-    """CLIP's (and GPT-2's) reversible mapping of the 256 byte values to printable unicode characters."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    codes, extra = [], 0
-    for byte in range(256):
-        if byte in printable:
-            codes.append(byte)
-        else:
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(code) for code in codes]
+from .convert_clip import bytes_to_unicode
 
 
 def byte_level_clip_tokenizer() -> CLIPTokenizer:
     """A `CLIPTokenizer` over the 514-entry byte-level vocabulary (ids 512/513 = start/end of text)."""
-    symbols = _bytes_to_unicode()
+    symbols = list(bytes_to_unicode().values())  # CLIP's vocabulary order
     tokens = symbols + [symbol + "</w>" for symbol in symbols] + ["<|startoftext|>", "<|endoftext|>"]
     return CLIPTokenizer(vocab={token: index for index, token in enumerate(tokens)}, merges=[])
 
