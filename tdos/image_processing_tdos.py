@@ -73,6 +73,14 @@ def remap_labels(label_map, label_mapping: dict[int, int]):
     return remapped if isinstance(label_map, np.ndarray) else torch.from_numpy(remapped).to(label_map.device)
 
 
+def to_label_ids(label_map, label_mapping: dict[int, int] | None):
+    """A resized `(1, H, W)` or `(H, W)` map as `(H, W)` int64 ids, remapped when `label_mapping` is given."""
+    label_map = label_map[0] if label_map.ndim == 3 else label_map
+    if label_mapping is not None:
+        return remap_labels(label_map, label_mapping)
+    return label_map.astype(np.int64) if isinstance(label_map, np.ndarray) else label_map.long()
+
+
 def _per_image_sizes(batch: int, target_sizes) -> list[tuple[int, int] | None]:
     if target_sizes is None:
         return [None] * batch
@@ -146,12 +154,7 @@ class TDOSImageProcessingMixin:
                     )
             map_kwargs = {**kwargs, "do_rescale": False, "do_normalize": False, "resample": PILImageResampling.NEAREST}
             resized = self._preprocess(maps, return_tensors=None, **map_kwargs)["pixel_values"]
-            label_mapping = kwargs.get("label_mapping")
-            labels = [label_map[0] if label_map.ndim == 3 else label_map for label_map in resized]
-            if label_mapping is not None:
-                labels = [remap_labels(label_map, label_mapping) for label_map in labels]
-            data["labels"] = [label_map.astype(np.int64) if isinstance(label_map, np.ndarray) else label_map.long()
-                              for label_map in labels]  # fmt: skip
+            data["labels"] = [to_label_ids(label_map, kwargs.get("label_mapping")) for label_map in resized]
         if return_tensors is not None:
             sizes = {tuple(value.shape[-2:]) for value in pixel_values}
             if len(sizes) > 1:
