@@ -43,6 +43,7 @@ setup(
             "tdos-convert-clip=tdos.convert_clip:main",
             "tdos-ood-words=tdos.ood_prompts:main",
             "tdos-datasets=datasets_scripts.cli:main",
+            "tdos-predict=tdos.predict:main",
         ]
     },
 )

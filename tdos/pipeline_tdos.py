@@ -1,0 +1,99 @@
+"""The `ood-segmentation` pipeline: anomaly score map, anomaly mask and semantic map of road images.
+
+Imports only numpy, PIL, torch and transformers, so it is saved with a model (`custom_pipelines` in its config) and
+loads with `pipeline(model=DIR, trust_remote_code=True)` where the `tdos` package is not installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import Pipeline
+from transformers.image_utils import load_image
+
+
+# Cityscapes trainId colours (0..18), then the OOD class in bright orange.
+CITYSCAPES_PALETTE = [
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+]  # fmt: skip
+OOD_COLOR = (255, 140, 0)
+
+
+def semantic_to_pil(label_map: np.ndarray, num_classes: int) -> Image.Image:
+    """A palette (`P`) image of class ids: Cityscapes colours for the first 19, orange for the last (OOD) class;
+    pixel values stay the class ids."""
+    colors = (CITYSCAPES_PALETTE + [(0, 0, 0)] * num_classes)[: num_classes - 1] + [OOD_COLOR]
+    image = Image.fromarray(label_map.astype(np.uint8), mode="P")
+    image.putpalette([channel for color in colors for channel in color])
+    return image
+
+
+class OODSegmentationPipeline(Pipeline):
+    """
+    Out-of-distribution segmentation with a TDOS model: `pipe(image_or_path, threshold=None, inference_mode=None)`.
+
+    Each image is processed at the image processor's test scale and predicted with the model's `predict`
+    (sliding window or whole image, `inference_mode` defaulting to the model config's). Returns per image:
+
+    - `anomaly_score`: `np.float32` `(height, width)` at the original size (higher is more anomalous);
+    - `anomaly_mask`: a PIL `L` image, 255 where the pixel is anomalous: `anomaly_score >= threshold`, or, without a
+      threshold, where the OOD class is the arg-max of the semantic map;
+    - `semantic`: a PIL palette image of class ids (Cityscapes colours, the OOD class last);
+    - `labels`: `{class id: name}` of the semantic map.
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def _sanitize_parameters(self, threshold=None, inference_mode=None, timeout=None):
+        preprocess_kwargs = {} if timeout is None else {"timeout": timeout}
+        forward_kwargs = {} if inference_mode is None else {"inference_mode": inference_mode}
+        postprocess_kwargs = {"threshold": threshold}
+        return preprocess_kwargs, forward_kwargs, postprocess_kwargs
+
+    def preprocess(self, image, timeout=None):
+        image = load_image(image, timeout=timeout)
+        inputs = self.image_processor(images=image, return_tensors="pt")
+        inputs["target_size"] = (image.height, image.width)
+        return inputs
+
+    def _forward(self, model_inputs, inference_mode=None):
+        target_size = model_inputs.pop("target_size")
+        pixel_values = model_inputs["pixel_values"].to(self.device, self.dtype)
+        outputs = self.model.predict(pixel_values, inference_mode=inference_mode)
+        return {"outputs": outputs, "target_size": target_size}
+
+    def postprocess(self, model_outputs, threshold=None):
+        outputs, target_size = model_outputs["outputs"], [model_outputs["target_size"]]
+        score = self.image_processor.post_process_anomaly_map(outputs, target_size)[0]
+        labels = self.image_processor.post_process_semantic_segmentation(outputs, target_size)[0]
+        id2label = {int(index): name for index, name in self.model.config.id2label.items()}
+        ood_id = len(id2label) - 1
+        mask = labels == ood_id if threshold is None else score >= threshold
+        return {
+            "anomaly_score": score.numpy().astype(np.float32),
+            "anomaly_mask": Image.fromarray(mask.numpy().astype(np.uint8) * 255, mode="L"),
+            "semantic": semantic_to_pil(labels.numpy(), len(id2label)),
+            "labels": id2label,
+        }
+
+
+def save_for_inference(model, image_processor, save_directory) -> None:
+    """Saves `model`, `image_processor` and the `ood-segmentation` pipeline code into one folder, so that
+    `pipeline(model=save_directory, trust_remote_code=True)` and the stock `image-segmentation` pipeline both load
+    it, also without the `tdos` package. Adds `AutoModelForSemanticSegmentation` (the class the stock pipeline asks
+    for) to `model.config.auto_map`. Requires the task to be registered (`import tdos` does it)."""
+    from transformers import pipeline
+
+    auto_map = dict(getattr(model.config, "auto_map", None) or {})
+    auto_map["AutoModelForSemanticSegmentation"] = f"modeling_tdos.{type(model).__name__}"
+    model.config.auto_map = auto_map
+    pipeline("ood-segmentation", model=model, image_processor=image_processor).save_pretrained(save_directory)
+
+
+__all__ = ["OODSegmentationPipeline", "CITYSCAPES_PALETTE", "OOD_COLOR", "semantic_to_pil", "save_for_inference"]

@@ -1,0 +1,160 @@
+"""`tdos-predict`: anomaly score maps, heat-map overlays and semantic colour maps for images or folders of images.
+
+    tdos-predict IMAGES_OR_FOLDERS... --model DIR --output-dir OUT [--threshold T] [--device cpu] [--bf16]
+                 [--inference-mode slide|whole]
+
+Per image `NAME` (folders are searched recursively; the sub-folder structure is kept under OUT):
+  * `NAME_anomaly.npy`   float32 anomaly scores at the image size (lossless; higher is more anomalous);
+  * `NAME_overlay.png`   the image with the anomaly score (min-max scaled per image) blended in red;
+  * `NAME_semantic.png`  class ids as a palette PNG (Cityscapes colours, orange for the OOD class);
+  * `NAME_mask.png`      with `--threshold`: 255 where the score is at least the threshold.
+Every file is written to a temporary name and renamed, so an output is never half-written. An unreadable or
+truncated image is reported by name and skipped; the exit code is 1 when any image failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+from transformers import AutoImageProcessor, AutoModel, pipeline
+
+from . import TDOSImageProcessor  # importing the package registers the model, processor and pipeline task
+from .image_processing_tdos import SIXTEEN_BIT_MODES, to_rgb_input
+
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+
+def find_images(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """`(image path, output stem relative to the output folder)` for files and (recursively) folders, and the inputs
+    that do not exist."""
+    images, missing = [], []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            images.extend((p, p.relative_to(path).with_suffix("")) for p in found)
+        elif path.is_file():
+            images.append((path, Path(path.stem)))
+        else:
+            missing.append(name)
+    return images, missing
+
+
+def load_rgb_image(path: Path) -> Image.Image:
+    """Opens and fully decodes an image (so truncated files fail here), as RGB; raises `OSError` naming the file."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return Image.fromarray(to_rgb_input(image)) if image.mode in SIXTEEN_BIT_MODES else image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise OSError(f"{path}: cannot read the image ({error})") from error
+
+
+def write_atomically(path: Path, write) -> None:
+    """Calls `write(file object)` on a temporary file next to `path`, then renames it to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def heat_map_overlay(image: Image.Image, score: np.ndarray, opacity: float = 0.6) -> Image.Image:
+    """The image blended with red in proportion to the min-max scaled anomaly score."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    low, high = float(score.min()), float(score.max())
+    weight = ((score - low) / (high - low) if high > low else np.zeros_like(score))[..., None] * opacity
+    blended = rgb * (1 - weight) + np.array([255.0, 0.0, 0.0]) * weight
+    return Image.fromarray(blended.round().clip(0, 255).astype(np.uint8))
+
+
+def save_outputs(output: dict, image: Image.Image, stem: Path, output_dir: Path, threshold: float | None) -> None:
+    base = output_dir / stem
+    directory, name = base.parent, base.name
+    write_atomically(directory / f"{name}_anomaly.npy", lambda f: np.save(f, output["anomaly_score"]))
+    overlay = heat_map_overlay(image, output["anomaly_score"])
+    write_atomically(directory / f"{name}_overlay.png", lambda f: overlay.save(f, format="PNG"))
+    write_atomically(directory / f"{name}_semantic.png", lambda f: output["semantic"].save(f, format="PNG"))
+    if threshold is not None:
+        write_atomically(directory / f"{name}_mask.png", lambda f: output["anomaly_mask"].save(f, format="PNG"))
+
+
+def load_pipeline(model_dir: str, device: str):
+    model = AutoModel.from_pretrained(model_dir).eval()
+    try:
+        processor = AutoImageProcessor.from_pretrained(model_dir)
+    except OSError:
+        patch = model.config.clip_config.vision_config.patch_size
+        logger.warning("%s has no preprocessor_config.json; using TDOSImageProcessor defaults (patch %d)", model_dir, patch)
+        processor = TDOSImageProcessor(size_divisor=patch)
+    return pipeline("ood-segmentation", model=model, image_processor=processor, device=torch.device(device))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tdos-predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDERS", help="image files and/or folders")
+    parser.add_argument("--model", required=True, help="a saved TDOS model folder (with its image processor)")
+    parser.add_argument("--output-dir", required=True, type=Path, help="where the outputs are written")
+    parser.add_argument("--threshold", type=float, default=None, help="anomaly score threshold for NAME_mask.png")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    parser.add_argument("--inference-mode", choices=("slide", "whole"), default=None, help="default: the model config's")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0: all images done, 1: some failed or no image found)."""
+    args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    images, missing = find_images(args.inputs)
+    failed = list(missing)
+    for name in missing:
+        logger.error("%s: no such file or folder", name)
+    if not images:
+        logger.error("no images found in %s", args.inputs)
+        return 1
+    pipe = load_pipeline(args.model, args.device)
+    device_type = torch.device(args.device).type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
+    done = []
+    for path, stem in tqdm(images, desc="tdos-predict", unit="image"):
+        try:
+            image = load_rgb_image(path)
+        except OSError as error:
+            logger.error("skipped %s", error)
+            failed.append(str(path))
+            continue
+        with autocast:
+            output = pipe(image, threshold=args.threshold, inference_mode=args.inference_mode)
+        save_outputs(output, image, stem, args.output_dir, args.threshold)
+        done.append((path, output["anomaly_score"]))
+    logger.info("wrote %d of %d images to %s", len(done), len(images) + len(missing), args.output_dir)
+    for path, score in done:
+        fraction = f", {np.mean(score >= args.threshold):.2%} above {args.threshold}" if args.threshold is not None else ""
+        logger.info("  %s: anomaly score mean %.4f, max %.4f%s", path, score.mean(), score.max(), fraction)
+    if failed:
+        logger.error("%d failed: %s", len(failed), ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
