@@ -275,3 +275,103 @@ def test_layout_choice_errors(tmp_path):
         load_benchmark("smiyc_anomaly", tmp_path, layout="rba")
     with pytest.raises(ValueError, match="no split 'train'"):
         load_benchmark("smiyc_anomaly", tmp_path, split="train")
+
+
+def _cutouts(folder):
+    rgba = np.zeros((20, 10, 4), dtype=np.uint8)
+    rgba[..., :3] = (250, 0, 250)
+    rgba[2:18, 2:8, 3] = 255
+    _write(folder / "cone.png", rgba)
+    _write(folder / "crate.png", np.full((12, 16, 3), (0, 250, 250), dtype=np.uint8))
+    mask = np.zeros((12, 16), dtype=np.uint8)
+    mask[3:12, 1:15] = 255
+    _write(folder / "crate_mask.png", mask)
+    return folder
+
+
+def _scene():
+    from datasets_scripts.synthetic import generate_scene
+
+    return generate_scene(0, "validation", 64, 128)
+
+
+def test_paster_from_folder_is_deterministic_and_labels_19(tmp_path):
+    from datasets_scripts.pasting import OODObjectPaster
+
+    paster = OODObjectPaster.from_folder(_cutouts(tmp_path), probability=1.0, max_objects=3, scale_range=(0.2, 0.4))
+    assert len(paster.objects) == 2
+    image, label = _scene()
+    label[label == 19] = 0
+    pasted_image, pasted_label = paster(image, label, index=3)
+    again = paster(image, label, index=3)
+    np.testing.assert_array_equal(pasted_image, again[0])
+    np.testing.assert_array_equal(pasted_label, again[1])
+    changed = (pasted_image != image).any(axis=-1) | (pasted_label != label)
+    assert (pasted_label == 19).sum() > 20
+    assert (pasted_label[changed] == 19).all()
+    assert set(map(tuple, pasted_image[pasted_label == 19].tolist())) <= {(250, 0, 250), (0, 250, 250)}
+    others = [paster(image, label, index=index)[1] for index in range(4, 8)]
+    assert any(not np.array_equal(other, pasted_label) for other in others)
+    assert not (label == 19).any()  # inputs untouched
+
+
+def test_paster_probability_and_road_preference(tmp_path):
+    from datasets_scripts.pasting import OODObjectPaster
+
+    image = np.zeros((64, 128, 3), dtype=np.uint8)
+    label = np.full((64, 128), 10, dtype=np.uint8)
+    label[48:] = 0  # road only in the bottom quarter
+    never = OODObjectPaster.from_folder(_cutouts(tmp_path), probability=0.0)
+    assert not (never(image, label, 0)[1] == 19).any()
+    on_road = OODObjectPaster.from_folder(tmp_path, probability=1.0, scale_range=(0.05, 0.1), road_preference=1.0)
+    for index in range(6):
+        rows = np.nonzero(on_road(image, label, index)[1] == 19)[0]
+        assert rows.size and rows.max() >= 48
+
+
+def test_paster_from_coco_leaves_out_cityscapes_classes(tmp_path):
+    from datasets_scripts.pasting import OODObjectPaster
+
+    _write(tmp_path / "images/000001.jpg", np.full((60, 60, 3), (255, 128, 0), dtype=np.uint8))
+    square = [[10.0, 10.0, 50.0, 10.0, 50.0, 50.0, 10.0, 50.0]]
+    coco = {
+        "images": [{"id": 1, "file_name": "000001.jpg", "height": 60, "width": 60}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 38, "name": "kite"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": square, "area": 1600.0, "bbox": [10, 10, 40, 40], "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 38, "segmentation": square, "area": 1600.0, "bbox": [10, 10, 40, 40], "iscrowd": 0},
+            {"id": 3, "image_id": 1, "category_id": 38, "segmentation": square, "area": 50.0, "bbox": [10, 10, 40, 40], "iscrowd": 0},
+        ],
+    }  # fmt: skip
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    paster = OODObjectPaster.from_coco(tmp_path / "instances.json", tmp_path / "images", probability=1.0)
+    assert len(paster.objects) == 1
+    everything = OODObjectPaster.from_coco(tmp_path / "instances.json", tmp_path / "images", exclude_cityscapes=False)
+    assert len(everything.objects) == 2
+    image, label = _scene()
+    pasted_image, pasted_label = paster(image, label, 0)
+    colours = pasted_image[(pasted_label == 19) & (label != 19)]
+    assert len(colours) and np.abs(colours.astype(int) - (255, 128, 0)).max() <= 8  # JPEG
+    with pytest.raises(FileNotFoundError, match="COCO annotation file not found"):
+        OODObjectPaster.from_coco(tmp_path / "missing.json", tmp_path / "images")
+
+
+def test_paster_bad_inputs(tmp_path):
+    from datasets_scripts.pasting import OODObjectPaster
+
+    with pytest.raises(FileNotFoundError, match="Cut-out folder not found"):
+        OODObjectPaster.from_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"No cut-out images found; searched .*\*.png"):
+        OODObjectPaster.from_folder(tmp_path / "empty")
+    _write(tmp_path / "flat/rock.jpg", np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="rock.jpg has no alpha channel and no mask rock_mask.png"):
+        OODObjectPaster.from_folder(tmp_path / "flat")
+    cut_out = (np.zeros((4, 4, 3), dtype=np.uint8), np.ones((4, 4), dtype=bool))
+    with pytest.raises(ValueError, match="scale_range"):
+        OODObjectPaster([cut_out], scale_range=(0.5, 0.2))
+    with pytest.raises(ValueError, match="at least one object"):
+        OODObjectPaster([])
+    empty = OODObjectPaster([(cut_out[0], np.zeros((4, 4), dtype=bool))], probability=1.0)
+    with pytest.raises(ValueError, match="empty mask"):
+        empty(np.zeros((16, 16, 3), dtype=np.uint8), np.zeros((16, 16), dtype=np.uint8), 0)
