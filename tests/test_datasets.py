@@ -375,3 +375,29 @@ def test_paster_bad_inputs(tmp_path):
     empty = OODObjectPaster([(cut_out[0], np.zeros((4, 4), dtype=bool))], probability=1.0)
     with pytest.raises(ValueError, match="empty mask"):
         empty(np.zeros((16, 16, 3), dtype=np.uint8), np.zeros((16, 16), dtype=np.uint8), 0)
+
+
+def test_cli_inspect_prints_counts_and_writes_overlays(tmp_path, capsys):
+    from datasets_scripts.cli import main
+
+    root = _cityscapes(tmp_path / "cs")
+    main(["inspect", "cityscapes", str(root), "--output-dir", str(tmp_path / "out"), "--max-images", "3", "--num-overlays", "2"])
+    printed = capsys.readouterr().out
+    assert "cityscapes (validation): 3 examples, 0 without label" in printed
+    assert f"{WIDTH}x{HEIGHT} x3" in printed
+    assert "| 13 |" in printed and "| 255 |" in printed and "| 19 |" not in printed
+    overlays = sorted((tmp_path / "out").iterdir())
+    assert [path.suffix for path in overlays] == [".png", ".png"]
+    with Image.open(overlays[0]) as overlay:
+        assert overlay.size == (WIDTH, 2 * HEIGHT)
+
+
+def test_cli_inspect_synthetic_options_and_errors(tmp_path, capsys):
+    from datasets_scripts.cli import main
+
+    main(["inspect", "synthetic", "--split", "anomaly", "--option", "num_examples=2", "--option", "height=32", "--option", "width=64"])
+    assert "synthetic (anomaly): 2 examples" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect", "road_anomaly", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    assert "Root folder of benchmark 'road_anomaly' not found" in capsys.readouterr().err
