@@ -29,11 +29,12 @@ class BenchmarkInfo:
 
     Args:
         builder (`Callable`):
-            `builder(root, split, **options) -> (generator, gen_kwargs)`; the lists in `gen_kwargs` are the shards.
+            `builder(root, split, **options) -> (generator, gen_kwargs)` (`builder(split, **options)` without a root),
+            called with a split already checked against `splits`; the lists in `gen_kwargs` are the shards.
         splits (`dict[str, str]`):
             Split name -> label kind (`"semantic"` or `"ood"`).
         default_split (`str`):
-            The split used when none is given to `benchmark_kind`.
+            The split used when none is given to `load_benchmark` or `benchmark_kind`.
         needs_root (`bool`):
             Whether the benchmark reads files from a root folder.
     """

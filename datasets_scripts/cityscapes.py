@@ -9,12 +9,6 @@ SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
 LABEL_TYPES = ("auto", "train_ids", "label_ids")
 
 
-def _split_folder(split):
-    if split not in SPLIT_FOLDERS:
-        raise ValueError(f"Unknown Cityscapes split {split!r}; expected one of {sorted(SPLIT_FOLDERS)}.")
-    return SPLIT_FOLDERS[split]
-
-
 def _cityscapes_label(image: Path, label_dir: Path, label_type: str) -> tuple[str, str]:
     """Label path and encoding of a Cityscapes image: `labelTrainIds` when present (or asked), else `labelIds`."""
     base = image.name[: -len("_leftImg8bit.png")]
@@ -36,7 +30,7 @@ def build_cityscapes(root, split, label_type="auto"):
     if label_type not in LABEL_TYPES:
         raise ValueError(f"Unknown Cityscapes label_type {label_type!r}; expected one of {LABEL_TYPES}.")
     root = check_root(root, "cityscapes")
-    folder = _split_folder(split)
+    folder = SPLIT_FOLDERS[split]
     images = find_files(root, [f"leftImg8bit/{folder}/*/*_leftImg8bit.png"], "Cityscapes images")
     examples = []
     for image in images:
@@ -52,7 +46,7 @@ def build_cityscapes_ood(root, split):
     Labels named like Cityscapes (`<x>_gtFine_labelTrainIds.png`) are found too.
     """
     root = check_root(root, "cityscapes_ood")
-    folder = _split_folder(split)
+    folder = SPLIT_FOLDERS[split]
     image_dir, label_dir = root / "leftImg8bit" / folder, root / "gtFine" / folder
     images = find_files(root, [f"leftImg8bit/{folder}/**/*.png"], "Cityscapes+objects images")
     examples = []

@@ -14,14 +14,6 @@ from .common import (
 )
 
 
-SPLITS = ("validation",)
-
-
-def _check_split(name, split):
-    if split not in SPLITS:
-        raise ValueError(f"Unknown {name} split {split!r}; expected one of {SPLITS}.")
-
-
 def _smiyc_lost_and_found(root, images_root):
     """SMIYC loader: `labels/val/<fid>_fishy-labels.png`; images from Lost & Found
     `leftImg8bit/{train,test}/<NN_scene>/<fid>_leftImg8bit.png` under `images_root`."""
@@ -60,7 +52,6 @@ def build_fishyscapes_lf(root, split, layout=None, images_root=None):
     Lost & Found folder `images_root`, default `root`), `"rba"` (`Fishyscapes/fishyscapes_lostandfound` +
     `Fishyscapes/laf_images`), `"m2a"` (`FS_LostFound_full/images` + `labels_masks`).
     """
-    _check_split("fishyscapes_lf", split)
     root = check_root(root, "fishyscapes_lf")
     markers = {"smiyc": ["labels/val"], "rba": ["fishyscapes_lostandfound", "Fishyscapes/fishyscapes_lostandfound"], "m2a": ["FS_LostFound_full"]}
     layout = choose_layout("fishyscapes_lf", root, markers, layout)
@@ -100,7 +91,6 @@ def build_fishyscapes_static(root, split, layout=None, version=None):
     """Fishyscapes Static validation. Layouts: `"rba"` (`Fishyscapes/fs_val_v<N>` + `fs_static_images_v<N>`;
     `version` picks N when several are present) and `"m2a"` (`fs_static/images/*.jpg` + `labels_masks`).
     """
-    _check_split("fishyscapes_static", split)
     root = check_root(root, "fishyscapes_static")
     markers = {"rba": ["fs_val_v1", "fs_val_v2", "Fishyscapes/fs_val_v1", "Fishyscapes/fs_val_v2"], "m2a": ["fs_static"]}
     layout = choose_layout("fishyscapes_static", root, markers, layout)

@@ -19,8 +19,6 @@ def build_lost_and_found(root, split):
     `gtCoarse/<split>/<NN_scene>/<fid>_gtCoarse_labelIds.png`. Splits: `train`, `test` (1203) and `testNoKnown`
     (1043: SMIYC's exclusions, unlabelled frames skipped while streaming).
     """
-    if split not in SPLIT_FOLDERS:
-        raise ValueError(f"Unknown lost_and_found split {split!r}; expected one of {sorted(SPLIT_FOLDERS)}.")
     root = check_root(root, "lost_and_found")
     folder = SPLIT_FOLDERS[split]
     patterns = [f"leftImg8bit/{folder}/*/*_leftImg8bit.{extension}" for extension in ("png", "webp", "jpg")]

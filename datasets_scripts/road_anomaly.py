@@ -5,9 +5,6 @@ import json
 from .common import ExampleFiles, check_root, choose_layout, file_builder, find_files, images_and_masks_examples, require_labels, subfolder
 
 
-SPLITS = ("validation",)
-
-
 def _lis_examples(base):
     """`frame_list.json` (or every `frames/*.jpg`) with `frames/<name>.labels/labels_semantic.png`."""
     frame_list = base / "frame_list.json"
@@ -36,8 +33,6 @@ def build_road_anomaly(root, split, layout=None):
     """Road Anomaly. Layouts: `"lis"` (the distributed `RoadAnomaly_jpg` folder) and `"m2a"`
     (Mask2Anomaly's `RoadAnomaly/images/*.jpg` + `labels_masks/*.png`). Label 2 (anomaly) becomes 1.
     """
-    if split not in SPLITS:
-        raise ValueError(f"Unknown road_anomaly split {split!r}; expected one of {SPLITS}.")
     root = check_root(root, "road_anomaly")
     markers = {"lis": ["RoadAnomaly_jpg", "frames"], "m2a": ["RoadAnomaly/labels_masks"]}
     layout = choose_layout("road_anomaly", root, markers, layout)

@@ -22,7 +22,6 @@ OBSTACLE_SCENES = {
 }
 # ObstacleTrack-validation leaves out these frames (30 of the 'validation' scene remain).
 OBSTACLE_VALIDATION_EXCLUDED = tuple(f"validation_{number}" for number in (19, *range(21, 30)))
-ANOMALY_SPLITS = ("validation", "test")
 
 
 def _smiyc_examples(base, keep_fid, labelled):
@@ -44,8 +43,6 @@ def build_smiyc_anomaly(root, split, layout=None):
     validation = the 10 fids containing "validation", test = the 100 others, without labels) and `"m2a"`
     (Mask2Anomaly's `RoadAnomaly21/images` + `labels_masks/<fid>.png`, validation only).
     """
-    if split not in ANOMALY_SPLITS:
-        raise ValueError(f"Unknown AnomalyTrack split {split!r}; expected one of {ANOMALY_SPLITS}.")
     root = check_root(root, "smiyc_anomaly")
     markers = {"smiyc": ["dataset_AnomalyTrack", "labels_masks"], "m2a": ["RoadAnomaly21/labels_masks"]}
     layout = choose_layout("smiyc_anomaly", root, markers, layout)
@@ -77,8 +74,6 @@ def build_smiyc_obstacle(root, split, layout=None):
     exclusion of `validation_19`, `validation_21` ... `validation_29`), test (327), night, snowstorm; labels only
     where distributed) and `"m2a"` (Mask2Anomaly's `RoadObsticle21/images` + `labels_masks/<fid>.png`).
     """
-    if split not in OBSTACLE_SCENES:
-        raise ValueError(f"Unknown ObstacleTrack split {split!r}; expected one of {sorted(OBSTACLE_SCENES)}.")
     root = check_root(root, "smiyc_obstacle")
     markers = {"smiyc": ["dataset_ObstacleTrack", "labels_masks"], "m2a": ["RoadObsticle21/labels_masks"]}
     layout = choose_layout("smiyc_obstacle", root, markers, layout)
