@@ -105,17 +105,15 @@ def generate_scene(
     scene.draw_street_furniture()
     scene.draw_traffic()
     if split == "anomaly":
-        ood_mask = scene.draw_unknown_objects(ANOMALY_FAMILIES, total_fraction=rng.uniform(0.015, 0.04))
+        anomaly_mask = scene.draw_unknown_objects(ANOMALY_FAMILIES, total_fraction=rng.uniform(0.015, 0.04))
     elif rng.random() < 0.7:
-        ood_mask = scene.draw_unknown_objects(TRAIN_OOD_FAMILIES, total_fraction=rng.uniform(0.005, 0.03))
-    else:
-        ood_mask = None
+        scene.draw_unknown_objects(TRAIN_OOD_FAMILIES, total_fraction=rng.uniform(0.005, 0.03))
     scene.draw_ego_vehicle()
     image = scene.finish_image()
     label = scene.label
     if split == "anomaly":
         label = np.where(label == IGNORE_INDEX, IGNORE_INDEX, 0).astype(np.uint8)
-        label[ood_mask] = 1
+        label[anomaly_mask] = 1
     return image, label
 
 
@@ -271,7 +269,7 @@ class _Scene:
             head = max(3.0, pole_width * rng.uniform(3, 5))
             top = bottom - pole_height
             if rng.random() < 0.5:
-                self._fill_rect(top - head, x - head, top + head, x + head, TRAFFIC_SIGN, colour=None)
+                self._fill_rect(top - head, x - head, top + head, x + head, TRAFFIC_SIGN)
             else:
                 self._fill_rect(top, x - head * 0.6, top + 3 * head, x + head * 0.6, TRAFFIC_LIGHT)
                 lamp = (220.0, 40.0, 30.0) if rng.random() < 0.5 else (40.0, 220.0, 90.0)
@@ -339,7 +337,7 @@ class _Scene:
         self._fill_ellipse(bottom - height * 0.9, x, head, head * 0.85, train_id, colour=(205.0, 160.0, 130.0))
 
     def draw_unknown_objects(self, families, total_fraction):
-        """One to three unknown objects of `families` standing on the road, covering `total_fraction` of the image.
+        """One to three unknown objects of `families` on the ground, covering `total_fraction` of the image.
 
         Every object lies fully inside the image, in its own horizontal slot, so the fraction holds to within the
         rounding of the shapes. Returns the boolean mask of their pixels; the label map gets 19 there.
