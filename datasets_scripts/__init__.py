@@ -12,7 +12,12 @@ from typing import Callable, Optional
 import datasets
 
 from . import synthetic
+from .cityscapes import build_cityscapes, build_cityscapes_ood
 from .common import FEATURES, OOD, SEMANTIC
+from .fishyscapes import build_fishyscapes_lf, build_fishyscapes_static
+from .lost_and_found import build_lost_and_found
+from .road_anomaly import build_road_anomaly
+from .smiyc import build_smiyc_anomaly, build_smiyc_obstacle
 
 
 __all__ = ["BENCHMARKS", "FEATURES", "BenchmarkInfo", "benchmark_kind", "load_benchmark"]
@@ -24,11 +29,12 @@ class BenchmarkInfo:
 
     Args:
         builder (`Callable`):
-            `builder(root, split, **options) -> (generator, gen_kwargs)`; the lists in `gen_kwargs` are the shards.
+            `builder(root, split, **options) -> (generator, gen_kwargs)` (`builder(split, **options)` without a root),
+            called with a split already checked against `splits`; the lists in `gen_kwargs` are the shards.
         splits (`dict[str, str]`):
             Split name -> label kind (`"semantic"` or `"ood"`).
         default_split (`str`):
-            The split used when none is given to `benchmark_kind`.
+            The split used when none is given to `load_benchmark` or `benchmark_kind`.
         needs_root (`bool`):
             Whether the benchmark reads files from a root folder.
     """
@@ -40,6 +46,30 @@ class BenchmarkInfo:
 
 
 BENCHMARKS = {
+    "cityscapes": BenchmarkInfo(
+        builder=build_cityscapes,
+        splits={"train": SEMANTIC, "validation": SEMANTIC, "test": SEMANTIC},
+        default_split="validation",
+    ),
+    "cityscapes_ood": BenchmarkInfo(
+        builder=build_cityscapes_ood, splits={"train": SEMANTIC, "validation": SEMANTIC}, default_split="validation"
+    ),
+    "fishyscapes_lf": BenchmarkInfo(builder=build_fishyscapes_lf, splits={"validation": OOD}, default_split="validation"),
+    "fishyscapes_static": BenchmarkInfo(
+        builder=build_fishyscapes_static, splits={"validation": OOD}, default_split="validation"
+    ),
+    "smiyc_anomaly": BenchmarkInfo(
+        builder=build_smiyc_anomaly, splits={"validation": OOD, "test": OOD}, default_split="validation"
+    ),
+    "smiyc_obstacle": BenchmarkInfo(
+        builder=build_smiyc_obstacle,
+        splits={"validation": OOD, "test": OOD, "night": OOD, "snowstorm": OOD},
+        default_split="validation",
+    ),
+    "road_anomaly": BenchmarkInfo(builder=build_road_anomaly, splits={"validation": OOD}, default_split="validation"),
+    "lost_and_found": BenchmarkInfo(
+        builder=build_lost_and_found, splits={"train": OOD, "test": OOD, "testNoKnown": OOD}, default_split="testNoKnown"
+    ),
     "synthetic": BenchmarkInfo(
         builder=synthetic.build_generator,
         splits={"train": SEMANTIC, "validation": SEMANTIC, "anomaly": OOD},
@@ -55,16 +85,21 @@ def _info(name):
     return BENCHMARKS[name]
 
 
-def benchmark_kind(name: str, split: Optional[str] = None) -> str:
-    """`"semantic"` (trainIds 0-18/19/255) or `"ood"` (0/1/255) for a benchmark split (default: its usual split)."""
+def _split(name, split):
     info = _info(name)
     split = info.default_split if split is None else split
     if split not in info.splits:
         raise ValueError(f"Benchmark {name!r} has no split {split!r}; expected one of {sorted(info.splits)}.")
-    return info.splits[split]
+    return split
 
 
-def load_benchmark(name: str, root=None, split: str = "validation", streaming: bool = True, cache_dir=None, **options):
+def benchmark_kind(name: str, split: Optional[str] = None) -> str:
+    """`"semantic"` (trainIds 0-18/19/255) or `"ood"` (0/1/255) for a benchmark split (default: its usual split)."""
+    split = _split(name, split)
+    return BENCHMARKS[name].splits[split]
+
+
+def load_benchmark(name: str, root=None, split: Optional[str] = None, streaming: bool = True, cache_dir=None, **options):
     """Load a benchmark as a `datasets.IterableDataset` (or a `datasets.Dataset` when `streaming=False`).
 
     Args:
@@ -72,8 +107,9 @@ def load_benchmark(name: str, root=None, split: str = "validation", streaming: b
             A key of `BENCHMARKS`, e.g. `"synthetic"`.
         root (`str` or `os.PathLike`, *optional*):
             Folder holding the benchmark in its distributed layout; must be `None` for `"synthetic"`.
-        split (`str`, *optional*, defaults to `"validation"`):
-            Which split to read (see `BENCHMARKS[name].splits`).
+        split (`str`, *optional*):
+            Which split to read (see `BENCHMARKS[name].splits`); default `BENCHMARKS[name].default_split`
+            (`"validation"` for all but Lost & Found, whose default is `"testNoKnown"`).
         streaming (`bool`, *optional*, defaults to `True`):
             Stream examples (one shard per file, or per scene for `"synthetic"`, so that DataLoader workers and
             `datasets.distributed.split_dataset_by_node` split the work) or materialise a `datasets.Dataset`.
@@ -83,14 +119,13 @@ def load_benchmark(name: str, root=None, split: str = "validation", streaming: b
             Builder options, e.g. `num_examples`, `height`, `width`, `seed` for `"synthetic"`, `layout` where a
             benchmark ships in several layouts.
     """
-    info = _info(name)
-    if split not in info.splits:
-        raise ValueError(f"Benchmark {name!r} has no split {split!r}; expected one of {sorted(info.splits)}.")
-    if info.needs_root and root is None:
-        raise ValueError(f"Benchmark {name!r} reads files: pass root=<folder holding it>.")
-    if not info.needs_root and root is not None:
+    info, split = _info(name), _split(name, split)
+    if info.needs_root:
+        generator, gen_kwargs = info.builder(root, split, **options)
+    elif root is not None:
         raise ValueError(f"Benchmark {name!r} is generated on the fly; it takes no root (got {root!r}).")
-    generator, gen_kwargs = info.builder(root, split, **options) if info.needs_root else info.builder(split, **options)
+    else:
+        generator, gen_kwargs = info.builder(split, **options)
     if streaming:
         return datasets.IterableDataset.from_generator(generator, features=FEATURES, gen_kwargs=gen_kwargs)
     return datasets.Dataset.from_generator(generator, features=FEATURES, gen_kwargs=gen_kwargs, cache_dir=cache_dir)

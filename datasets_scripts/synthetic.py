@@ -105,17 +105,15 @@ def generate_scene(
     scene.draw_street_furniture()
     scene.draw_traffic()
     if split == "anomaly":
-        ood_mask = scene.draw_unknown_objects(ANOMALY_FAMILIES, total_fraction=rng.uniform(0.015, 0.04))
+        anomaly_mask = scene.draw_unknown_objects(ANOMALY_FAMILIES, total_fraction=rng.uniform(0.015, 0.04))
     elif rng.random() < 0.7:
-        ood_mask = scene.draw_unknown_objects(TRAIN_OOD_FAMILIES, total_fraction=rng.uniform(0.005, 0.03))
-    else:
-        ood_mask = None
+        scene.draw_unknown_objects(TRAIN_OOD_FAMILIES, total_fraction=rng.uniform(0.005, 0.03))
     scene.draw_ego_vehicle()
     image = scene.finish_image()
     label = scene.label
     if split == "anomaly":
         label = np.where(label == IGNORE_INDEX, IGNORE_INDEX, 0).astype(np.uint8)
-        label[ood_mask] = 1
+        label[anomaly_mask] = 1
     return image, label
 
 
@@ -174,71 +172,70 @@ class _Scene:
         return self.road_left - offset if self.rng.random() < 0.5 else self.road_right + offset
 
     def draw_background(self):
-        rng, rows, cols = self.rng, self.rows, self.cols
-        below = rows > self.horizon
+        """Sky, skyline, and the ground plane: terrain, sidewalks, the road and its markings, maybe a barrier."""
+        ground = int(self.horizon) + 1  # first row below the horizon
+        rows = self.rows[ground:]
         left, right = self._edge(rows, self.road_left), self._edge(rows, self.road_right)
         left_walk = self._edge(rows, self.road_left - self.sidewalk_width)
         right_walk = self._edge(rows, self.road_right + self.sidewalk_width)
-        road = below & (cols >= left) & (cols <= right)
-        sidewalk = below & ~road & (cols >= left_walk) & (cols <= right_walk)
-        self.label[:] = SKY
-        self.label[np.broadcast_to(below, self.label.shape)] = TERRAIN
-        self.label[sidewalk] = SIDEWALK
-        self.label[road] = ROAD
-        self._draw_skyline()
-        self.image[:] = _BASE_COLOURS[self.label]
-        sky_rows = slice(0, int(self.horizon) + 1)
-        gradient = (1.0 - 0.35 * rows[sky_rows] / max(self.horizon, 1.0))[..., None]
-        is_sky = (self.label[sky_rows] == SKY)[..., None]
-        self.image[sky_rows] = np.where(is_sky, self.image[sky_rows] * gradient, self.image[sky_rows])
-        self._colour_facades()
-        self._draw_lane_markings(left, right)
-        if rng.random() < 0.6:
+        ground_label = self.label[ground:]
+        ground_label[:] = TERRAIN
+        ground_label[(self.cols >= left_walk) & (self.cols <= right_walk)] = SIDEWALK
+        ground_label[(self.cols >= left) & (self.cols <= right)] = ROAD
+        np.take(_BASE_COLOURS, ground_label, axis=0, out=self.image[ground:])
+        self.label[:ground] = SKY
+        gradient = 1.0 - 0.35 * self.rows[:ground, :, None] / max(self.horizon, 1.0)
+        self.image[:ground] = _BASE_COLOURS[SKY] * gradient
+        self._draw_skyline(ground)
+        self._draw_lane_markings(ground, left, right)
+        if self.rng.random() < 0.6:
             self._draw_roadside_barrier()
 
-    def _draw_skyline(self):
-        """Buildings (per-column roof line) and tree crowns above the horizon."""
+    def _draw_skyline(self, ground):
+        """Buildings (a roof line per facade, windows) and tree crowns above the horizon."""
         rng, width = self.rng, self.width
         edges = np.sort(rng.integers(0, width, size=rng.integers(4, 12)))
         edges = np.concatenate([[0], edges, [width]])
         roof = np.empty(width, dtype=np.float32)
-        self.facade_index = np.empty(width, dtype=np.int64)
+        facade = np.empty((width, 3), dtype=np.float32)
         for start, stop in zip(edges[:-1], edges[1:]):
             roof[start:stop] = self.horizon * rng.uniform(0.05, 0.8)
-            self.facade_index[start:stop] = rng.integers(len(_FACADE_COLOURS))
-        gap = (np.abs(self.cols[0] - self.vanishing_x) < self.width * rng.uniform(0.02, 0.12)) & (rng.random() < 0.8)
-        roof[gap] = self.horizon
-        top = int(self.horizon) + 1
-        building = self.rows[:top] >= roof[None, :]
-        self.label[:top][building] = BUILDING
+            facade[start:stop] = _FACADE_COLOURS[rng.integers(len(_FACADE_COLOURS))] + rng.uniform(-10, 10)
+        if rng.random() < 0.8:
+            roof[np.abs(self.cols[0] - self.vanishing_x) < self.width * rng.uniform(0.02, 0.12)] = self.horizon
+        building = self.rows[:ground] >= roof[None, :]
+        self.label[:ground][building] = BUILDING
+        period_y, period_x = rng.integers(10, 24), rng.integers(12, 30)
+        windows = ((self.rows[:ground] % period_y) < period_y * 0.5) & ((self.cols % period_x) < period_x * 0.45)
+        shade = np.where(windows, np.float32(0.55), np.float32(1.0))[..., None]
+        np.copyto(self.image[:ground], facade[None] * shade, where=building[..., None])
         for _ in range(rng.integers(1, 5)):
             centre_y = self.horizon * rng.uniform(0.4, 0.95)
             radius_y = self.horizon * rng.uniform(0.15, 0.4)
             radius_x = self.width * rng.uniform(0.04, 0.12)
             centre_x = self.width * rng.choice([rng.uniform(0.0, 0.3), rng.uniform(0.7, 1.0)])
-            self._fill_ellipse(centre_y, centre_x, radius_y, radius_x, VEGETATION, max_row=self.horizon + 1)
+            self._fill_ellipse(centre_y, centre_x, radius_y, radius_x, VEGETATION, max_row=ground)
 
-    def _colour_facades(self):
-        rng = self.rng
-        top = int(self.horizon) + 1
-        building = self.label[:top] == BUILDING
-        facade = _FACADE_COLOURS[self.facade_index][None, :, :] + np.float32(rng.uniform(-10, 10))
-        period_y, period_x = rng.integers(10, 24), rng.integers(12, 30)
-        windows = ((self.rows[:top] % period_y) < period_y * 0.5) & ((self.cols % period_x) < period_x * 0.45)
-        self.image[:top] = np.where(building[..., None], facade, self.image[:top])
-        self.image[:top][building & windows] *= 0.55
+    def _draw_lane_markings(self, ground, left, right):
+        """Dashed centre line and solid edge lines, painted on the road (still labelled road).
 
-    def _draw_lane_markings(self, left, right):
-        """Dashed centre line and solid edge lines, painted on the road (still labelled road)."""
-        rows = self.rows
+        Lines are thin, so they are painted as per-row spans of pixel indices rather than full-image masks.
+        """
+        rows = self.rows[ground:, 0]
         depth = self._depth(rows)
         half = np.maximum(0.006 * self.width * depth, 0.5)
-        centre = (left + right) * 0.5
+        centre = (left[:, 0] + right[:, 0]) * 0.5
         dashes = (np.sqrt(depth) * 14.0 + self.rng.random()) % 1.0 < 0.5
-        line = (np.abs(self.cols - centre) < half) & dashes
-        line |= (np.abs(self.cols - left - 3 * half) < half) | (np.abs(self.cols - right + 3 * half) < half)
-        line &= self.label == ROAD
-        self.image[line] = (225.0, 225.0, 215.0)
+        offsets = np.arange(int(np.ceil(2 * half.max())) + 1)
+        for middle, visible in ((centre, dashes), (left[:, 0] + 3 * half, True), (right[:, 0] - 3 * half, True)):
+            start = np.floor(middle - half)
+            span_cols = start[:, None] + offsets[None, :]
+            keep = (span_cols < (middle + half)[:, None]) & (span_cols >= 0) & (span_cols < self.width)
+            keep &= np.broadcast_to(np.asarray(visible)[..., None], keep.shape)
+            span_rows = np.broadcast_to(rows.astype(np.int64)[:, None], keep.shape)[keep]
+            span_cols = span_cols[keep].astype(np.int64)
+            on_road = self.label[span_rows, span_cols] == ROAD
+            self.image[span_rows[on_road], span_cols[on_road]] = (225.0, 225.0, 215.0)
 
     def _draw_roadside_barrier(self):
         """A wall or fence standing on the outer edge of one sidewalk (over terrain and facades behind it)."""
@@ -272,7 +269,7 @@ class _Scene:
             head = max(3.0, pole_width * rng.uniform(3, 5))
             top = bottom - pole_height
             if rng.random() < 0.5:
-                self._fill_rect(top - head, x - head, top + head, x + head, TRAFFIC_SIGN, colour=None)
+                self._fill_rect(top - head, x - head, top + head, x + head, TRAFFIC_SIGN)
             else:
                 self._fill_rect(top, x - head * 0.6, top + 3 * head, x + head * 0.6, TRAFFIC_LIGHT)
                 lamp = (220.0, 40.0, 30.0) if rng.random() < 0.5 else (40.0, 220.0, 90.0)
@@ -340,7 +337,7 @@ class _Scene:
         self._fill_ellipse(bottom - height * 0.9, x, head, head * 0.85, train_id, colour=(205.0, 160.0, 130.0))
 
     def draw_unknown_objects(self, families, total_fraction):
-        """One to three unknown objects of `families` standing on the road, covering `total_fraction` of the image.
+        """One to three unknown objects of `families` on the ground, covering `total_fraction` of the image.
 
         Every object lies fully inside the image, in its own horizontal slot, so the fraction holds to within the
         rounding of the shapes. Returns the boolean mask of their pixels; the label map gets 19 there.

@@ -1,0 +1,162 @@
+"""`tdos-datasets inspect NAME [ROOT]`: what a benchmark folder holds, the first thing to run when numbers look wrong.
+
+Prints the number of examples, their resolutions and the label value histogram, and writes a few image/label
+overlays as PNG files.
+"""
+
+import argparse
+import logging
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+from . import BENCHMARKS, benchmark_kind, load_benchmark
+
+
+logger = logging.getLogger(__name__)
+
+# Cityscapes trainId colours, then 19 (OOD object) in magenta.
+SEMANTIC_PALETTE = np.array(
+    [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+     (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
+     (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32), (255, 0, 255)],
+    dtype=np.uint8,
+)  # fmt: skip
+OOD_PALETTE = np.array([(0, 160, 0), (255, 0, 0)], dtype=np.uint8)  # in-distribution, anomaly
+VOID_COLOUR = np.array((0, 0, 0), dtype=np.uint8)
+
+
+@dataclass
+class Inspection:
+    """What `inspect_benchmark` found."""
+
+    count: int = 0
+    unlabelled: int = 0
+    resolutions: Counter = field(default_factory=Counter)
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
+    overlays: list = field(default_factory=list)
+
+
+def colourise(label: np.ndarray, kind: str) -> np.ndarray:
+    """RGB picture of a label map (void / unknown values black)."""
+    palette = SEMANTIC_PALETTE if kind == "semantic" else OOD_PALETTE
+    colours = np.tile(VOID_COLOUR, (256, 1))
+    colours[: len(palette)] = palette
+    return colours[label]
+
+
+def write_png_atomically(array: np.ndarray, path: Path) -> None:
+    """Write a PNG through a temporary file in the same folder, then rename it into place."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
+    os.close(descriptor)
+    try:
+        Image.fromarray(array).save(temporary, format="PNG")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _overlay(image: np.ndarray, label: np.ndarray, kind: str) -> np.ndarray:
+    """Image and label blended half and half, stacked above the label picture."""
+    colours = colourise(label, kind)
+    blend = (image.astype(np.uint16) + colours) // 2
+    return np.concatenate([blend.astype(np.uint8), colours], axis=0)
+
+
+def inspect_benchmark(
+    name: str,
+    root=None,
+    split: Optional[str] = None,
+    output_dir=None,
+    max_images: Optional[int] = None,
+    num_overlays: int = 4,
+    **options,
+) -> Inspection:
+    """Stream a benchmark once: count examples, resolutions and label values; write overlays to `output_dir`."""
+    kind = benchmark_kind(name, split)
+    dataset = load_benchmark(name, root, split=split, **options)
+    if max_images is not None:
+        dataset = dataset.take(max_images)
+    if output_dir is not None:
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+    found = Inspection()
+    for example in dataset:
+        image = np.asarray(example["image"].convert("RGB"))
+        found.count += 1
+        found.resolutions[f"{image.shape[1]}x{image.shape[0]}"] += 1
+        if example["label"] is None:
+            found.unlabelled += 1
+            continue
+        label = np.asarray(example["label"])
+        found.histogram += np.bincount(label.ravel(), minlength=256)
+        if output_dir is not None and len(found.overlays) < num_overlays:
+            path = output_dir / f"{name}_{example['id'].replace('/', '_')}_overlay.png"
+            write_png_atomically(_overlay(image, label, kind), path)
+            found.overlays.append(path)
+    return found
+
+
+def _parse_option(text: str):
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"--option expects KEY=VALUE, got {text!r}")
+    try:
+        return key, int(value)
+    except ValueError:
+        return key, value
+
+
+def _report(name: str, split: Optional[str], found: Inspection) -> str:
+    lines = [f"{name} ({split or BENCHMARKS[name].default_split}): {found.count} examples, {found.unlabelled} without label"]
+    lines.append("resolutions: " + ", ".join(f"{size} x{count}" for size, count in found.resolutions.most_common()))
+    total = int(found.histogram.sum())
+    if total:
+        lines.append("| label value | pixels | share |")
+        lines.append("| --- | --- | --- |")
+        for value in np.nonzero(found.histogram)[0]:
+            pixels = int(found.histogram[value])
+            lines.append(f"| {value} | {pixels} | {100.0 * pixels / total:.2f} % |")
+    lines.extend(f"overlay: {path}" for path in found.overlays)
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list] = None) -> None:
+    parser = argparse.ArgumentParser(prog="tdos-datasets", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect = commands.add_parser("inspect", help="count examples, resolutions and label values; write overlays")
+    inspect.add_argument("name", choices=sorted(BENCHMARKS))
+    inspect.add_argument("root", nargs="?", help="benchmark folder (none for 'synthetic')")
+    inspect.add_argument("--split", help="split to read (default: the benchmark's usual one)")
+    inspect.add_argument("--output-dir", help="where to write overlay PNGs (none written without it)")
+    inspect.add_argument("--max-images", type=int, help="stop after this many examples")
+    inspect.add_argument("--num-overlays", type=int, default=4, help="overlays to write (default 4)")
+    inspect.add_argument("--layout", help="layout name where a benchmark ships in several")
+    inspect.add_argument(
+        "--option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",
+        help="builder option, e.g. num_examples=8 for 'synthetic' or images_root=... for 'fishyscapes_lf'",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    options = dict(args.option)
+    if args.layout is not None:
+        options["layout"] = args.layout
+    try:
+        found = inspect_benchmark(
+            args.name, args.root, split=args.split, output_dir=args.output_dir, max_images=args.max_images,
+            num_overlays=args.num_overlays, **options,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        parser.exit(2, f"tdos-datasets: error: {error}\n")
+    print(_report(args.name, args.split, found))
+
+
+if __name__ == "__main__":
+    main()
