@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from tdos.evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, fpr_at_tpr
+from tdos.evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, fpr_at_tpr, plot_curves
 
 
 def random_frames(dtype, num_frames=4, shape=(48, 64), seed=0, quantum=None):
@@ -371,3 +371,25 @@ def test_miou_matches_a_direct_computation():
     assert result.to_dict([f"c{i}" for i in range(6)])["iou_c0"] == pytest.approx(expected[0])
     with pytest.raises(ValueError, match=r"frame 'z'.*labels contain \[7\]"):
         metrics.update(np.zeros((2, 2), int), np.full((2, 2), 7), frame_id="z")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plots
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_plot_curves_writes_two_pngs(tmp_path):
+    result = evaluate_frames(random_frames(np.float32))
+    paths = plot_curves(result, tmp_path / "plots", "toy")
+    assert [p.name for p in paths] == ["toy_pr.png", "toy_roc.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["toy_pr.png", "toy_roc.png"]  # no temporaries
+
+
+def test_plot_curves_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match="pip install"):
+        plot_curves(evaluate_frames(random_frames(np.float16)), tmp_path, "toy")
