@@ -239,7 +239,7 @@ class PixelFrameSummary:
     negatives: np.ndarray
 
     def to_dict(self) -> dict[str, list]:
-        """Plain lists, as stored by the `evaluate` module."""
+        """Plain lists, one entry per bin: the rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
         return {
             "thresholds": self.thresholds.tolist(),
             "positives": self.positives.tolist(),
@@ -602,7 +602,7 @@ class ComponentFrameSummary:
     ppv: np.ndarray
 
     def to_dict(self) -> dict[str, list]:
-        """Plain lists, as stored by the `evaluate` module."""
+        """Plain lists: one row of the `evaluate` module's "components" config (`metric.add(**summary.to_dict())`)."""
         return {"siou": self.siou.tolist(), "ppv": self.ppv.tolist()}
 
 
