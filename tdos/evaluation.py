@@ -8,6 +8,7 @@ Three metric families, each accumulated frame by frame with memory that does not
 * `ComponentOODMetrics`: the SegmentMeIfYouCan (SMIYC) component-level metrics (adjusted sIoU per ground-truth
   component, PPV per predicted component, F1 at sIoU/PPV thresholds 0.25 ... 0.75 and their mean).
 * `SemanticIoUMetrics`: mean IoU of the in-distribution classes from a streaming confusion matrix.
+* `plot_curves`: PR and ROC curves of a pixel result as PNG files (needs matplotlib).
 
 Every family has `update(...)` (one frame), `compute()` (a result dataclass), `reset()`, and the pair
 `summarize(...)` / `add_summary(...)`, which splits `update` into a per-frame reduction to a small summary and its
