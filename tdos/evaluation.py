@@ -8,6 +8,7 @@ Three metric families, each accumulated frame by frame with memory that does not
 * `ComponentOODMetrics`: the SegmentMeIfYouCan (SMIYC) component-level metrics (adjusted sIoU per ground-truth
   component, PPV per predicted component, F1 at sIoU/PPV thresholds 0.25 ... 0.75 and their mean).
 * `SemanticIoUMetrics`: mean IoU of the in-distribution classes from a streaming confusion matrix.
+* `plot_curves`: PR and ROC curves of a pixel result as PNG files (needs matplotlib).
 
 Every family has `update(...)` (one frame), `compute()` (a result dataclass), `reset()`, and the pair
 `summarize(...)` / `add_summary(...)`, which splits `update` into a per-frame reduction to a small summary and its
@@ -33,8 +34,11 @@ CPU torch tensors).
 """
 
 import logging
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
@@ -236,7 +240,7 @@ class PixelFrameSummary:
     negatives: np.ndarray
 
     def to_dict(self) -> dict[str, list]:
-        """Plain lists, as stored by the `evaluate` module."""
+        """Plain lists, one entry per bin: the rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
         return {
             "thresholds": self.thresholds.tolist(),
             "positives": self.positives.tolist(),
@@ -438,9 +442,9 @@ class PixelOODMetrics:
         name = _frame_name(frame_id, self.num_frames)
         scores, labels = _ood_frame(scores, labels, name)
         if self.protocol == "exact":
-            totals, positives = self._bin_counts(scores, labels)
-            self._totals += totals
-            self._positives += positives
+            first, totals, positives = self._bin_counts(scores, labels)
+            self._totals[first : first + totals.size] += totals
+            self._positives[first : first + totals.size] += positives
         else:
             self._frame_summaries.append(_smiyc_frame_summary(scores, labels, self.num_bins, name))
         self.num_frames += 1
@@ -455,10 +459,10 @@ class PixelOODMetrics:
         scores, labels = _ood_frame(scores, labels, name)
         if self.protocol == "smiyc":
             return _smiyc_frame_summary(scores, labels, self.num_bins, name)
-        totals, positives = self._bin_counts(scores, labels)
+        first, totals, positives = self._bin_counts(scores, labels)
         bins = np.flatnonzero(totals)
         return PixelFrameSummary(
-            _lower_edges(bins, self._shift), positives[bins], totals[bins] - positives[bins]
+            _lower_edges(bins + first, self._shift), positives[bins], totals[bins] - positives[bins]
         )
 
     def add_summary(self, summary: PixelFrameSummary) -> None:
@@ -501,15 +505,22 @@ class PixelOODMetrics:
         points = points[points >= 0]
         return self._result(sorted_thresholds[points], tps[points], fps[points], None, sorted_thresholds)
 
-    def _bin_counts(self, scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-bin counts of (all non-void pixels, positive pixels) of one frame."""
-        num_keys = 1 << self.key_bits
-        bins = _ordered_keys(scores)
+    def _bin_counts(self, scores: np.ndarray, labels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """(first bin, per-bin counts of all non-void pixels, of positive pixels) over the frame's range of bins.
+
+        Counting only from the frame's lowest to its highest bin keeps the work proportional to the range of scores
+        the frame uses (about a quarter of all bins for scores in [0, 1]), not to 2**key_bits.
+        """
+        in_roi = labels != VOID_LABEL
+        bins = _ordered_keys(scores[in_roi])
+        if bins.size == 0:
+            return 0, np.zeros(0, np.int64), np.zeros(0, np.int64)
         bins >>= np.uint32(self._shift)
-        np.putmask(bins, labels == VOID_LABEL, np.uint32(num_keys))  # void pixels go to an extra, dropped bin
-        totals = np.bincount(bins, minlength=num_keys + 1)[:num_keys]
-        positives = np.bincount(bins[labels == 1], minlength=num_keys + 1)[:num_keys]
-        return totals, positives
+        first = int(bins.min())
+        bins -= np.uint32(first)
+        totals = np.bincount(bins)
+        positives = np.bincount(bins[labels[in_roi] == 1], minlength=totals.size)
+        return first, totals, positives
 
     def _summary_bins(self, thresholds: np.ndarray, name: str) -> np.ndarray:
         """Bin indices of summary thresholds, which must be bin lower edges of this histogram."""
@@ -575,3 +586,466 @@ def _smiyc_reported_threshold(sorted_thresholds: np.ndarray, f1: np.ndarray, bes
     """
     position = best + 1 if f1[best] > 0 else 0
     return float(sorted_thresholds[min(position, sorted_thresholds.size - 1)])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Component metrics (SMIYC)
+# ----------------------------------------------------------------------------------------------------------------
+
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+_SEGEVAL_SIZE_FILTERS = (500, 100)
+"""Size filters of the official generic `SegEval` config, used when neither a track nor sizes are given."""
+
+
+@dataclass(frozen=True)
+class ComponentFrameSummary:
+    """A frame reduced to its components' scores.
+
+    Attributes:
+        siou (`np.ndarray` of float64): adjusted sIoU of each ground-truth component kept by the size filter.
+        ppv (`np.ndarray` of float64): PPV of each predicted component kept by the size filter.
+    """
+
+    siou: np.ndarray
+    ppv: np.ndarray
+
+    def to_dict(self) -> dict[str, list]:
+        """Plain lists: one row of the `evaluate` module's "components" config (`metric.add(**summary.to_dict())`)."""
+        return {"siou": self.siou.tolist(), "ppv": self.ppv.tolist()}
+
+
+@dataclass(frozen=True)
+class ComponentOODResult:
+    """SMIYC component-level metrics of a dataset (components pooled over all frames).
+
+    Attributes:
+        siou (`float`): mean adjusted sIoU over all ground-truth components (SMIYC's `sIoU_gt`).
+        ppv (`float`): mean positive predictive value over all predicted components (SMIYC's `prec_pred`).
+        mean_f1 (`float`): mean of `f1` over the 11 thresholds (SMIYC's `f1_mean`).
+        f1 (`np.ndarray`): component F1 = 2 TP / (2 TP + FN + FP) at each of `thresholds_siou`.
+        thresholds_siou (`np.ndarray`): 0.25, 0.30, ..., 0.75.
+        true_positives, false_negatives, false_positives (`np.ndarray` of int64): counts at each threshold: ground-truth
+            components with sIoU >= tau, with sIoU < tau, and predicted components with PPV < tau.
+        num_ground_truth, num_predicted (`int`): component counts after the size filters.
+        threshold (`float`): the score threshold that made the predicted masks.
+
+    Undefined values (no ground-truth component: `siou`; no predicted component: `ppv`; neither: F1) are NaN.
+    """
+
+    siou: float
+    ppv: float
+    mean_f1: float
+    f1: np.ndarray
+    thresholds_siou: np.ndarray
+    true_positives: np.ndarray
+    false_negatives: np.ndarray
+    false_positives: np.ndarray
+    num_ground_truth: int
+    num_predicted: int
+    threshold: float
+
+    def to_dict(self) -> dict[str, float]:
+        """The scalar metrics as plain Python numbers, with F1 at tau = 0.25, 0.5 and 0.75 (SMIYC's table fields)."""
+        values = {"siou": float(self.siou), "ppv": float(self.ppv), "mean_f1": float(self.mean_f1)}
+        for tau, f1 in zip(self.thresholds_siou, self.f1):
+            if round(tau * 100) in (25, 50, 75):
+                values[f"f1_{round(tau * 100)}"] = float(f1)
+        values.update(
+            num_ground_truth=int(self.num_ground_truth),
+            num_predicted=int(self.num_predicted),
+            threshold=float(self.threshold),
+        )
+        return values
+
+
+def _component_sizes(components: np.ndarray, count: int) -> np.ndarray:
+    return np.bincount(components.reshape(-1), minlength=count + 1)
+
+
+def _frame_components(
+    predicted: np.ndarray, labels: np.ndarray, min_prediction_size: int, min_ground_truth_size: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Ground-truth and predicted component ids inside the region of interest, as the official `default_instancer`.
+
+    Components are 8-connected. Predicted components smaller than `min_prediction_size` are deleted; ground-truth
+    components smaller than `min_ground_truth_size` become void. Returns the two id arrays restricted to the region
+    of interest (non-void pixels) and the two component counts.
+    """
+    from scipy.ndimage import label
+
+    ground_truth, num_ground_truth = label(labels == 1, structure=_EIGHT_CONNECTED)
+    prediction, num_predicted = label(predicted & (labels != VOID_LABEL), structure=_EIGHT_CONNECTED)
+    small = _component_sizes(prediction, num_predicted) < min_prediction_size
+    small[0] = False
+    prediction[small[prediction]] = 0
+    small = _component_sizes(ground_truth, num_ground_truth) < min_ground_truth_size
+    small[0] = False
+    roi = (labels != VOID_LABEL) & ~small[ground_truth]
+    return ground_truth[roi], prediction[roi], num_ground_truth, num_predicted
+
+
+def _component_scores(
+    ground_truth: np.ndarray, prediction: np.ndarray, num_ground_truth: int, num_predicted: int
+) -> ComponentFrameSummary:
+    """Adjusted sIoU per ground-truth component and PPV per predicted component of one frame.
+
+    For a ground-truth component K, let P be the union of the predicted components that touch K:
+    sIoU(K) = |K ∩ P| / (|K| + |P| - |K ∩ P| - |P ∩ other ground-truth components|)
+            = |K ∩ P| / (|K| + |P \\ all ground truth|).
+    For a predicted component Q: PPV(Q) = |Q ∩ all ground truth| / |Q|. Sizes are counted in the region of interest.
+    """
+    gt_sizes = _component_sizes(ground_truth, num_ground_truth).astype(np.float64)
+    pred_sizes = _component_sizes(prediction, num_predicted).astype(np.float64)
+    both = (ground_truth > 0) & (prediction > 0)
+    pairs, overlap = np.unique(
+        ground_truth[both].astype(np.int64) * (num_predicted + 1) + prediction[both], return_counts=True
+    )
+    pair_gt, pair_pred = np.divmod(pairs, num_predicted + 1)
+    on_ground_truth = np.bincount(pair_pred, weights=overlap, minlength=num_predicted + 1)
+    intersection = np.bincount(pair_gt, weights=overlap, minlength=num_ground_truth + 1)
+    off_ground_truth = np.bincount(
+        pair_gt, weights=(pred_sizes - on_ground_truth)[pair_pred], minlength=num_ground_truth + 1
+    )
+    kept_gt = np.flatnonzero(gt_sizes[1:]) + 1
+    kept_pred = np.flatnonzero(pred_sizes[1:]) + 1
+    siou = intersection[kept_gt] / (gt_sizes[kept_gt] + off_ground_truth[kept_gt])
+    ppv = on_ground_truth[kept_pred] / pred_sizes[kept_pred]
+    return ComponentFrameSummary(siou, ppv)
+
+
+class ComponentOODMetrics:
+    """Streaming SMIYC component-level metrics: adjusted sIoU, PPV and mean F1 (official definitions).
+
+    Per frame, the predicted OOD mask is thresholded from the scores, void pixels are removed, and ground truth
+    (label 1) and prediction are split into 8-connected components (`scipy.ndimage.label`). Small predicted
+    components are deleted and small ground-truth components become void. Then each ground-truth component gets its
+    adjusted sIoU and each predicted component its PPV (see `_component_scores`). Over the dataset, for each tau in
+    0.25, 0.30, ..., 0.75: TP = ground-truth components with sIoU >= tau, FN = the others, FP = predicted components
+    with PPV < tau, summed over frames; F1(tau) = 2 TP / (2 TP + FN + FP) and `mean_f1` is their mean. `siou` and
+    `ppv` are means over all components of all frames. Only sums and counts are kept (constant memory).
+
+    The official evaluation takes the threshold from the best pixel F1 of the same dataset; that needs the pixel
+    metrics first, so it is a second pass over the frames (see the module docstring and `from_pixel_result`).
+
+    Args:
+        threshold (`float`, *optional*): score threshold of the predicted masks. Required unless every frame comes
+            with a boolean mask (then only the ground-truth size filter applies, as the official mask mode does).
+        track (`str`, *optional*): `"AnomalyTrack"` (predictions >= 500 px, ground truth >= 100 px) or
+            `"ObstacleTrack"` (50 px / 10 px); sets the size filters unless they are given. Without a track and
+            sizes, the official generic `SegEval` filters (500 px / 100 px) apply.
+        min_prediction_size (`int`, *optional*): predicted components with fewer pixels are deleted.
+        min_ground_truth_size (`int`, *optional*): ground-truth components with fewer pixels become void.
+        protocol (`str`, *optional*, defaults to `"exact"`): `"exact"` predicts OOD where score >= threshold, the
+            convention of `PixelOODResult` curves; `"smiyc"` casts scores to float16 and predicts OOD where
+            score > threshold, as the official code does with its reported best-F1 threshold.
+    """
+
+    def __init__(
+        self,
+        threshold: Optional[float] = None,
+        track: Optional[Literal["AnomalyTrack", "ObstacleTrack"]] = None,
+        min_prediction_size: Optional[int] = None,
+        min_ground_truth_size: Optional[int] = None,
+        protocol: Literal["exact", "smiyc"] = "exact",
+    ):
+        if track is not None and track not in TRACK_SIZE_FILTERS:
+            raise ValueError(f"track={track!r} is not a SMIYC track; expected one of {tuple(TRACK_SIZE_FILTERS)} or None")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={protocol!r} is not supported; expected one of {PROTOCOLS}")
+        if threshold is not None and not np.isfinite(threshold):
+            raise ValueError(f"threshold={threshold!r} must be a finite number")
+        default_prediction, default_ground_truth = TRACK_SIZE_FILTERS.get(track, _SEGEVAL_SIZE_FILTERS)
+        self.threshold = None if threshold is None else float(threshold)
+        self.track = track
+        self.min_prediction_size = default_prediction if min_prediction_size is None else int(min_prediction_size)
+        self.min_ground_truth_size = (
+            default_ground_truth if min_ground_truth_size is None else int(min_ground_truth_size)
+        )
+        if self.min_prediction_size < 0 or self.min_ground_truth_size < 0:
+            raise ValueError(
+                f"size filters must be >= 0; got min_prediction_size={self.min_prediction_size}, "
+                f"min_ground_truth_size={self.min_ground_truth_size}"
+            )
+        self.protocol = protocol
+        self.reset()
+
+    @classmethod
+    def from_pixel_result(
+        cls, result: PixelOODResult, track: Optional[Literal["AnomalyTrack", "ObstacleTrack"]] = None, **kwargs
+    ) -> "ComponentOODMetrics":
+        """Metrics thresholded at the best pixel-F1 threshold of `result`, with its protocol (the SMIYC recipe)."""
+        if not np.isfinite(result.best_threshold):
+            raise ValueError(
+                f"the pixel result has no best-F1 threshold ({result.best_threshold}): it saw no OOD pixel"
+            )
+        return cls(threshold=result.best_threshold, track=track, protocol=result.protocol, **kwargs)
+
+    def reset(self) -> None:
+        """Forgets every frame seen."""
+        self.num_frames = 0
+        self._siou_sum = self._ppv_sum = 0.0
+        self._num_ground_truth = self._num_predicted = 0
+        self._true_positives = np.zeros(SIOU_THRESHOLDS.size, dtype=np.int64)
+        self._false_positives = np.zeros(SIOU_THRESHOLDS.size, dtype=np.int64)
+
+    def update(self, scores, labels, frame_id: FrameId = None) -> None:
+        """Adds one frame: `scores` is an H x W score map (or a boolean predicted mask), `labels` the 0/1/255 map."""
+        self.add_summary(self.summarize(scores, labels, frame_id))
+
+    def summarize(self, scores, labels, frame_id: FrameId = None) -> ComponentFrameSummary:
+        """Reduces one frame to its components' sIoU and PPV without adding it (`update` = this + `add_summary`)."""
+        name = _frame_name(frame_id, self.num_frames)
+        scores = _as_array(scores, "scores", name)
+        predicted, labels = self._predicted_mask(scores, labels, name)
+        min_prediction_size = 0 if _is_mask(scores) else self.min_prediction_size
+        return _component_scores(*_frame_components(predicted, labels, min_prediction_size, self.min_ground_truth_size))
+
+    def add_summary(self, summary: ComponentFrameSummary) -> None:
+        """Adds a frame reduced by `summarize`."""
+        siou = np.asarray(summary.siou, dtype=np.float64).reshape(-1)
+        ppv = np.asarray(summary.ppv, dtype=np.float64).reshape(-1)
+        if ((siou < 0) | (siou > 1)).any() or ((ppv < 0) | (ppv > 1)).any() or np.isnan(siou).any() or np.isnan(ppv).any():
+            raise ValueError(f"{_frame_name(None, self.num_frames)}: summary sIoU and PPV values must lie in [0, 1]")
+        self._siou_sum += float(siou.sum())
+        self._ppv_sum += float(ppv.sum())
+        self._num_ground_truth += siou.size
+        self._num_predicted += ppv.size
+        self._true_positives += (siou[:, None] >= SIOU_THRESHOLDS).sum(axis=0)
+        self._false_positives += (ppv[:, None] < SIOU_THRESHOLDS).sum(axis=0)
+        self.num_frames += 1
+
+    def compute(self) -> ComponentOODResult:
+        """Metrics over all frames added so far."""
+        nan = float("nan")
+        true_positives = self._true_positives.copy()
+        false_negatives = self._num_ground_truth - true_positives
+        false_positives = self._false_positives.copy()
+        denominator = 2 * true_positives + false_negatives + false_positives
+        if self._num_ground_truth == 0:
+            warnings.warn(
+                f"No ground-truth OOD component in {self.num_frames} frame(s) after the size filter: sIoU is NaN",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        if self._num_predicted == 0:
+            warnings.warn(
+                f"No predicted OOD component in {self.num_frames} frame(s) after the size filter: PPV is NaN",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        f1 = np.divide(2 * true_positives, denominator, out=np.full(denominator.shape, nan), where=denominator > 0)
+        return ComponentOODResult(
+            siou=self._siou_sum / self._num_ground_truth if self._num_ground_truth else nan,
+            ppv=self._ppv_sum / self._num_predicted if self._num_predicted else nan,
+            mean_f1=float(np.mean(f1)),
+            f1=f1,
+            thresholds_siou=SIOU_THRESHOLDS.copy(),
+            true_positives=true_positives,
+            false_negatives=false_negatives,
+            false_positives=false_positives,
+            num_ground_truth=self._num_ground_truth,
+            num_predicted=self._num_predicted,
+            threshold=nan if self.threshold is None else self.threshold,
+        )
+
+    def _predicted_mask(self, scores: np.ndarray, labels, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted OOD mask, validated labels) of one frame."""
+        labels = _as_array(labels, "labels", name)
+        _check_shapes(scores, labels, name)
+        if scores.ndim != 2:
+            raise ValueError(f"{name}: component metrics need 2-D (H x W) maps; got shape {scores.shape}")
+        labels = _check_label_values(labels, 1, name, "0 (in-distribution), 1 (OOD) or 255 (void)")
+        if _is_mask(scores):
+            return scores, labels
+        if self.threshold is None:
+            raise ValueError(
+                f"{name}: no score threshold; pass threshold=..., use ComponentOODMetrics.from_pixel_result, or give "
+                "a boolean predicted mask"
+            )
+        scores = _check_scores(scores, name)
+        if self.protocol == "smiyc":
+            with np.errstate(over="ignore"):
+                return scores.astype(np.float16) > self.threshold, labels
+        return scores >= self.threshold, labels
+
+
+def _is_mask(scores: np.ndarray) -> bool:
+    return scores.dtype == np.bool_
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Semantic segmentation (mIoU)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SemanticIoUResult:
+    """Intersection over union of the in-distribution classes.
+
+    Attributes:
+        miou (`float`): mean of `per_class_iou` over the classes present in the labels or the predictions.
+        per_class_iou (`np.ndarray`): IoU = TP / (TP + FP + FN) per class; NaN for a class absent from both.
+        pixel_accuracy (`float`): correctly classified non-ignored pixels / non-ignored pixels.
+        confusion_matrix (`np.ndarray` of int64): rows = label, columns = prediction (predictions outside the
+            classes, e.g. an OOD id, count in an extra last column).
+    """
+
+    miou: float
+    per_class_iou: np.ndarray
+    pixel_accuracy: float
+    confusion_matrix: np.ndarray
+
+    def to_dict(self, class_names: Optional[list[str]] = None) -> dict[str, float]:
+        """mIoU, pixel accuracy and one `iou_<class>` entry per class (names or indices) as plain floats."""
+        names = class_names if class_names is not None else [str(index) for index in range(self.per_class_iou.size)]
+        if len(names) != self.per_class_iou.size:
+            raise ValueError(f"got {len(names)} class names for {self.per_class_iou.size} classes")
+        values = {"miou": float(self.miou), "pixel_accuracy": float(self.pixel_accuracy)}
+        values.update({f"iou_{name}": float(iou) for name, iou in zip(names, self.per_class_iou)})
+        return values
+
+
+class SemanticIoUMetrics:
+    """Streaming mean IoU of `num_classes` in-distribution classes from a confusion matrix.
+
+    Args:
+        num_classes (`int`, *optional*, defaults to 19): number of classes (Cityscapes train ids 0-18).
+        ignore_index (`int`, *optional*, defaults to 255): label value that is not counted.
+    """
+
+    def __init__(self, num_classes: int = 19, ignore_index: int = VOID_LABEL):
+        if num_classes < 1:
+            raise ValueError(f"num_classes={num_classes} must be >= 1")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets every frame seen."""
+        self.num_frames = 0
+        self._confusion = np.zeros((self.num_classes, self.num_classes + 1), dtype=np.int64)
+
+    def update(self, prediction, labels, frame_id: FrameId = None) -> None:
+        """Adds one frame: integer class maps of equal shape (predictions >= `num_classes` count as "other")."""
+        self.add_summary(self.summarize(prediction, labels, frame_id))
+
+    def summarize(self, prediction, labels, frame_id: FrameId = None) -> np.ndarray:
+        """The frame's confusion matrix (`num_classes` x `num_classes + 1`) without adding it."""
+        name = _frame_name(frame_id, self.num_frames)
+        prediction = _as_array(prediction, "prediction", name)
+        labels = _as_array(labels, "labels", name)
+        _check_shapes(prediction, labels, name, what="prediction")
+        if prediction.dtype.kind not in "iu":
+            raise ValueError(f"{name}: prediction has dtype {prediction.dtype}; expected integer class ids")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"{name}: labels have dtype {labels.dtype}; expected integer class ids")
+        keep = labels != self.ignore_index
+        truth, predicted = labels[keep].astype(np.int64), prediction[keep].astype(np.int64)
+        bad = (truth < 0) | (truth >= self.num_classes)
+        if bad.any():
+            raise ValueError(
+                f"{name}: labels contain {np.unique(truth[bad])[:8].tolist()}; expected 0 to {self.num_classes - 1} "
+                f"or {self.ignore_index} (ignored)"
+            )
+        if (predicted < 0).any():
+            raise ValueError(f"{name}: prediction contains negative class ids")
+        predicted = np.minimum(predicted, self.num_classes)
+        counts = np.bincount(truth * (self.num_classes + 1) + predicted, minlength=self.num_classes * (self.num_classes + 1))
+        return counts.reshape(self.num_classes, self.num_classes + 1)
+
+    def add_summary(self, confusion) -> None:
+        """Adds a frame's confusion matrix made by `summarize`."""
+        confusion = np.asarray(confusion, dtype=np.int64)
+        if confusion.shape != self._confusion.shape or (confusion < 0).any():
+            raise ValueError(
+                f"{_frame_name(None, self.num_frames)}: confusion matrix of shape {confusion.shape} with non-negative "
+                f"counts expected to have shape {self._confusion.shape}"
+            )
+        self._confusion += confusion
+        self.num_frames += 1
+
+    def compute(self) -> SemanticIoUResult:
+        """IoU per class, mIoU and pixel accuracy over all frames added so far."""
+        confusion = self._confusion
+        true_positives = np.diag(confusion[:, : self.num_classes]).astype(np.float64)
+        union = confusion.sum(axis=1) + confusion[:, : self.num_classes].sum(axis=0) - true_positives
+        iou = np.divide(true_positives, union, out=np.full(self.num_classes, np.nan), where=union > 0)
+        total = confusion.sum()
+        if total == 0:
+            warnings.warn(f"No labelled pixel in {self.num_frames} frame(s): mIoU is NaN", RuntimeWarning, stacklevel=2)
+        return SemanticIoUResult(
+            miou=float(np.nanmean(iou)) if (union > 0).any() else float("nan"),
+            per_class_iou=iou,
+            pixel_accuracy=float(true_positives.sum() / total) if total else float("nan"),
+            confusion_matrix=confusion.copy(),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Plots
+# ----------------------------------------------------------------------------------------------------------------
+
+MAX_PLOTTED_POINTS = 4096
+
+
+def _plotted_points(num_points: int) -> np.ndarray:
+    """At most `MAX_PLOTTED_POINTS` curve indices, evenly spaced, first and last included."""
+    return np.unique(np.linspace(0, num_points - 1, min(num_points, MAX_PLOTTED_POINTS)).round().astype(np.int64))
+
+
+def _save_figure(figure, path: Path) -> None:
+    """Writes a PNG atomically (temporary file in the same folder, then `os.replace`)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(descriptor)
+    try:
+        figure.savefig(temporary, format="png", dpi=120)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def plot_curves(result: PixelOODResult, output_dir: Union[str, os.PathLike], name: str) -> list[Path]:
+    """Saves the PR and ROC curves of `result` as `<output_dir>/<name>_pr.png` and `<name>_roc.png`.
+
+    The PR legend gives AP (and the positive fraction, the AP of a random scorer); the ROC legend gives AUROC and
+    FPR95. Curves with many points are drawn through `MAX_PLOTTED_POINTS` evenly spaced ones. Needs matplotlib
+    (`pip install tdos[plots]`); only its object-oriented API is used, so no global pyplot state changes.
+
+    Returns:
+        The two paths written.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError("plot_curves needs matplotlib: pip install 'tdos[plots]' (or matplotlib)") from error
+    if result.true_positives.size == 0 or result.num_positives == 0:
+        raise ValueError(f"cannot plot curves for {name!r}: the result has no OOD (label 1) pixel")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    points = _plotted_points(result.true_positives.size)
+    recall = np.concatenate([[0.0], result.recall[points]])
+    precision = np.concatenate([[1.0], result.precision[points]])
+    fpr = np.concatenate([[0.0], result.fpr[points]])
+    tpr = recall
+    panels = (
+        ("pr", recall, precision, "recall", "precision",
+         f"AP = {result.average_precision:.4f} (random: {result.positive_fraction:.4f})", "lower left"),
+        ("roc", fpr, tpr, "false-positive rate", "true-positive rate",
+         f"AUROC = {result.auroc:.4f}, FPR95 = {result.fpr95:.4f} ({result.fpr95_rule})", "lower right"),
+    )
+    paths = []
+    for suffix, x, y, x_label, y_label, label, location in panels:
+        figure = Figure(figsize=(5, 5))
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        axes.plot(x, y, drawstyle="steps-pre" if suffix == "pr" else "default", label=label)
+        axes.set(xlabel=x_label, ylabel=y_label, xlim=(0, 1), ylim=(0, 1.02), title=f"{name} ({result.protocol})")
+        axes.grid(True)
+        axes.legend(loc=location)
+        path = output_dir / f"{name}_{suffix}.png"
+        _save_figure(figure, path)
+        paths.append(path)
+    logger.info("Saved %s", ", ".join(str(path) for path in paths))
+    return paths
