@@ -19,6 +19,7 @@ downloaded. Command line: `tdos-ood-words --cityscapes --num-bands 50 --recipe w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -153,28 +155,49 @@ class OODCandidate:
     path_distance: int
 
 
-class _Taxonomy:
+class _Noun(NamedTuple):
+    """A WordNet noun synset reduced to what recipe B needs."""
+
+    lexname: str
+    lemma: str  # first lemma name
+    hypernyms: tuple[str, ...]
+    instance_hypernyms: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=1)
+def noun_graph() -> dict[str, _Noun]:
+    """Every WordNet noun synset by name, with its hypernym names; read once per process (a few seconds)."""
+    return {
+        synset.name(): _Noun(
+            synset.lexname(),
+            synset.lemma_names()[0],
+            tuple(parent.name() for parent in synset.hypernyms()),
+            tuple(parent.name() for parent in synset.instance_hypernyms()),
+        )
+        for synset in wordnet().all_synsets("n")
+    }
+
+
+class Taxonomy:
     """
-    The WordNet noun hypernym graph keyed by synset name, with every synset's hypernym distances and depths computed
-    once, and Wu–Palmer similarity from them. nltk's `wup_similarity` re-runs breadth-first searches of both synsets'
-    hypernym graphs and depth recursions for every pair; caching them gives the same numbers many times faster.
+    Hypernym distances and depths of WordNet noun synsets, computed once per synset and kept, and Wu–Palmer
+    similarity from them. nltk's `wup_similarity` re-runs breadth-first searches of both synsets' hypernym graphs
+    and depth recursions for every pair; with them cached the same numbers come many times faster.
+
+    Args:
+        graph (`dict[str, _Noun]`, *optional*): the noun graph; defaults to `noun_graph()`.
     """
 
-    def __init__(self, reader):
-        self._reader = reader
-        self._parents = {}  # name -> hypernym and instance-hypernym names
+    def __init__(self, graph: dict | None = None):
+        self.graph = noun_graph() if graph is None else graph
         self._ancestors = {}  # name -> {ancestor name (itself included): shortest hypernym distance}
         self._min_depths = {}
         self._max_depths = {}
         self._lengths = {}  # (name, ancestor name) -> shortest path length between them
 
-    def parents(self, name: str) -> list[str]:
-        parents = self._parents.get(name)
-        if parents is None:
-            synset = self._reader.synset(name)
-            parents = [parent.name() for parent in synset.hypernyms() + synset.instance_hypernyms()]
-            self._parents[name] = parents
-        return parents
+    def parents(self, name: str) -> tuple[str, ...]:
+        noun = self.graph[name]
+        return noun.hypernyms + noun.instance_hypernyms
 
     def ancestors(self, name: str) -> dict[str, int]:
         distances = self._ancestors.get(name)
@@ -187,6 +210,20 @@ class _Taxonomy:
                     queue.extend((parent, depth + 1) for parent in self.parents(node))
             self._ancestors[name] = distances
         return distances
+
+    def descendants(self, names: Iterable[str]) -> set[str]:
+        """The hyponym and instance-hyponym closure of `names` (themselves excluded)."""
+        children = {}
+        for name, noun in self.graph.items():
+            for parent in noun.hypernyms + noun.instance_hypernyms:
+                children.setdefault(parent, []).append(name)
+        found, stack = set(), [child for name in names for child in children.get(name, ())]
+        while stack:
+            node = stack.pop()
+            if node not in found:
+                found.add(node)
+                stack.extend(children.get(node, ()))
+        return found
 
     def min_depth(self, name: str) -> int:
         depth = self._min_depths.get(name)
@@ -257,41 +294,38 @@ def resolve_synsets(class_names: Sequence[str], synsets: Sequence[str] | None = 
     return names
 
 
-def excluded_synsets(id_synsets: Iterable, taxonomy: _Taxonomy) -> set[str]:
-    """Names of the ID synsets, their hyponym and instance-hyponym closure, and every synset on their hypernym paths."""
-    excluded = set()
-    for synset in id_synsets:
-        excluded.update(taxonomy.ancestors(synset.name()))
-        excluded.update(node.name() for node in synset.closure(lambda node: node.hyponyms() + node.instance_hyponyms()))
+def excluded_synsets(id_synsets: Sequence[str], taxonomy: Taxonomy) -> set[str]:
+    """The ID synsets, their hyponym and instance-hyponym closure, and every synset on their hypernym paths."""
+    excluded = taxonomy.descendants(id_synsets)
+    for name in id_synsets:
+        excluded.update(taxonomy.ancestors(name))
     return excluded
 
 
-def synset_word(synset) -> str:
-    """The label of a synset: its first lemma with `_` replaced by a space."""
-    return synset.lemma_names()[0].replace("_", " ")
-
-
-def candidate_pool(class_names: Sequence[str], id_synsets: Sequence, taxonomy: _Taxonomy) -> list:
+def candidate_pool(class_names: Sequence[str], id_synsets: Sequence[str], taxonomy: Taxonomy) -> list[str]:
     """
-    Recipe-B candidates: concrete noun synsets (`CONCRETE_LEXNAMES`) that are not excluded (`excluded_synsets`), not
-    instances (proper nouns), not taxonomic names (`genus_...`), and whose label is not an ID class name or a lemma of
-    an ID synset (CLIP only sees the word: "car" as in railway car would be an ID prompt). Sorted by synset name.
+    Recipe-B candidates, sorted by name: concrete noun synsets (`CONCRETE_LEXNAMES`) that are not excluded
+    (`excluded_synsets`), not instances (proper nouns), not taxonomic names (`genus_...`), and whose word is not an ID
+    class name or a lemma of an ID synset (CLIP only sees the word: "car" as in railway car would be an ID prompt).
     """
     excluded = excluded_synsets(id_synsets, taxonomy)
+    reader = wordnet()
     id_words = {name.lower() for name in class_names}
-    id_words.update(lemma.replace("_", " ").lower() for synset in id_synsets for lemma in synset.lemma_names())
-    pool = []
-    for synset in wordnet().all_synsets("n"):
-        if synset.name() in excluded or synset.lexname() not in CONCRETE_LEXNAMES or synset.instance_hypernyms():
-            continue
-        lemma = synset.lemma_names()[0]
-        if lemma.lower().startswith(TAXONOMIC_PREFIXES) or synset_word(synset).lower() in id_words:
-            continue
-        pool.append(synset)
-    return sorted(pool)
+    id_words.update(lemma.replace("_", " ").lower() for name in id_synsets for lemma in reader.synset(name).lemma_names())
+    return [
+        name
+        for name, noun in sorted(taxonomy.graph.items())
+        if name not in excluded
+        and noun.lexname in CONCRETE_LEXNAMES
+        and not noun.instance_hypernyms
+        and not noun.lemma.lower().startswith(TAXONOMIC_PREFIXES)
+        and noun.lemma.replace("_", " ").lower() not in id_words
+    ]
 
 
-def rank_wordnet_candidates(class_names: Sequence[str], synsets: Sequence[str] | None = None) -> list[OODCandidate]:
+def rank_wordnet_candidates(
+    class_names: Sequence[str], synsets: Sequence[str] | None = None, taxonomy: Taxonomy | None = None
+) -> list[OODCandidate]:
     """
     Recipe B of METHOD §2.4 up to the banding: the candidate pool ranked farthest first by Wu–Palmer distance to the
     nearest ID synset. Distances take few values, so ties are broken deterministically: by the longer shortest path
@@ -301,18 +335,19 @@ def rank_wordnet_candidates(class_names: Sequence[str], synsets: Sequence[str] |
     Args:
         class_names (`Sequence[str]`): ID class names, e.g. `CITYSCAPES_CLASSES`.
         synsets (`Sequence[str]`, *optional*): their WordNet synset names (see `resolve_synsets`).
+        taxonomy (`Taxonomy`, *optional*): distance caches to reuse; a fresh one by default.
 
     Returns:
         `list[OODCandidate]`, farthest first.
     """
-    reader = wordnet()
-    id_synsets = [reader.synset(name) for name in resolve_synsets(class_names, synsets)]
-    taxonomy = _Taxonomy(reader)
+    id_synsets = resolve_synsets(class_names, synsets)
+    taxonomy = taxonomy or Taxonomy()
     ranked = []
-    for synset in candidate_pool(class_names, id_synsets, taxonomy):
-        scores = [taxonomy.similarity(synset.name(), id_synset.name()) for id_synset in id_synsets]
+    for name in candidate_pool(class_names, id_synsets, taxonomy):
+        scores = [taxonomy.similarity(name, id_synset) for id_synset in id_synsets]
         similarity = max(score for score, _ in scores)
-        ranked.append(OODCandidate(synset.name(), synset_word(synset), 1.0 - similarity, min(path for _, path in scores)))
+        word = taxonomy.graph[name].lemma.replace("_", " ")
+        ranked.append(OODCandidate(name, word, 1.0 - similarity, min(path for _, path in scores)))
     ranked.sort(key=lambda item: (-item.distance, -item.path_distance, zlib.crc32(item.synset.encode()), item.synset))
     return ranked
 
