@@ -16,7 +16,8 @@ fi
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 
 # WordNet 3.0 for nltk, without a network download: Debian's files copied (nltk refuses paths outside its
-# data roots) into <venv>/nltk_data, one of nltk's default roots, plus the lexnames file nltk needs.
+# data roots) into <venv>/nltk_data, one of nltk's default roots, plus the lexnames file nltk needs
+# (`tdos.ood_prompts.install_wordnet`).
 WN_DIR="$VENV/nltk_data/corpora/wordnet"
 if [ ! -f "$WN_DIR/lexnames" ]; then
   if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
@@ -24,22 +25,6 @@ if [ ! -f "$WN_DIR/lexnames" ]; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends wordnet-base wordnet-sense-index >/dev/null
   fi
-  mkdir -p "$WN_DIR"
-  cp /usr/share/wordnet/* "$WN_DIR/"
-  "$VENV/bin/python" - "$WN_DIR/lexnames" <<'PY'
-import sys
-names = ["adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
-         "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
-         "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
-         "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
-         "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
-         "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
-         "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
-         "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather", "adj.ppl"]
-pos = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
-with open(sys.argv[1], "w") as f:
-    for i, name in enumerate(names):
-        f.write(f"{i:02d}\t{name}\t{pos[name.split('.')[0]]}\n")
-PY
+  "$VENV/bin/python" -m tdos.ood_prompts --install-wordnet --nltk-data "$VENV/nltk_data"
 fi
 echo "TDOS-HF environment ready in $VENV"
