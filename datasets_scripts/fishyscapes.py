@@ -10,7 +10,6 @@ from .common import (
     find_files,
     images_and_masks_examples,
     original_and_labels_examples,
-    require_labels,
     subfolder,
 )
 
@@ -23,7 +22,9 @@ ORIGINAL_LABELS_FOLDERS = {
 
 
 def _original_labels_base(root: Path, name: str) -> Path:
-    return next(root / folder for folder in ORIGINAL_LABELS_FOLDERS[name] if (root / folder / "original").is_dir())
+    """The folder holding `original/` (the root itself when none does: the file search then names what is missing)."""
+    folders = [root / folder for folder in ORIGINAL_LABELS_FOLDERS[name] if (root / folder / "original").is_dir()]
+    return folders[0] if folders else root
 
 
 def _smiyc_lost_and_found(root, images_root):
@@ -114,7 +115,7 @@ def build_fishyscapes_static(root, split, layout=None, version=None):
     """
     root = check_root(root, "fishyscapes_static")
     markers = {
-        "rba": ["fs_val_v1", "fs_val_v2", "Fishyscapes/fs_val_v1", "Fishyscapes/fs_val_v2"],
+        "rba": [f"{parent}fs_val_v{version}" for parent in ("", "Fishyscapes/") for version in (1, 2, 3)],
         "m2a": ["fs_static/labels_masks"],
         "original_labels": [f"{folder}original" for folder in ORIGINAL_LABELS_FOLDERS["fishyscapes_static"]],
     }
@@ -125,5 +126,4 @@ def build_fishyscapes_static(root, split, layout=None, version=None):
         examples = original_and_labels_examples(_original_labels_base(root, "fishyscapes_static"), "ood")
     else:
         examples = images_and_masks_examples(root / "fs_static", "ood")
-    require_labels(examples, "a label per image")
     return file_builder("fishyscapes_static", examples)
