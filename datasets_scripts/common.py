@@ -201,6 +201,18 @@ def choose_layout(name: str, root: Path, markers: dict, layout: Optional[str]) -
     raise ValueError(f"Several layouts of benchmark {name!r} found under {root} ({found}); pass layout=one of them.")
 
 
+def original_and_labels_examples(base: Path, encoding: str) -> list[ExampleFiles]:
+    """PEBAL / TDOS style: `<set>/labels/<x>.png` with the image `<set>/original/<x>.<png|jpg|jpeg|webp>`."""
+    examples = []
+    for label in find_files(base, ["labels/*.png"], "labels"):
+        candidates = [base / "original" / f"{label.stem}{extension}" for extension in (".png", ".jpg", ".jpeg", ".webp")]
+        image = next((path for path in candidates if path.is_file()), None)
+        if image is None:
+            raise FileNotFoundError(f"Label {label} has no image: expected {base / 'original' / label.stem}.<png|jpg|jpeg|webp>")
+        examples.append(ExampleFiles(str(image), str(label), label.stem, encoding))
+    return examples
+
+
 def images_and_masks_examples(base: Path, encoding: str, image_patterns=("images/*.png", "images/*.jpg", "images/*.webp")):
     """Mask2Anomaly's validation bundle: `<set>/images/<x>.<ext>` with `<set>/labels_masks/<x>.png`."""
     images = find_files(base, image_patterns, "images")

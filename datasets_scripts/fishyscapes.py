@@ -9,9 +9,22 @@ from .common import (
     file_builder,
     find_files,
     images_and_masks_examples,
-    require_labels,
+    original_and_labels_examples,
     subfolder,
 )
+
+
+# Where the "original_labels" layout keeps its `original/` and `labels/` folders, relative to the root.
+ORIGINAL_LABELS_FOLDERS = {
+    "fishyscapes_lf": ("", "LostAndFound/", "fs_LostAndFound/"),
+    "fishyscapes_static": ("", "Static/", "fs_static/"),
+}
+
+
+def _original_labels_base(root: Path, name: str) -> Path:
+    """The folder holding `original/` (the root itself when none does: the file search then names what is missing)."""
+    folders = [root / folder for folder in ORIGINAL_LABELS_FOLDERS[name] if (root / folder / "original").is_dir()]
+    return folders[0] if folders else root
 
 
 def _smiyc_lost_and_found(root, images_root):
@@ -50,15 +63,23 @@ def _rba_lost_and_found(root):
 def build_fishyscapes_lf(root, split, layout=None, images_root=None):
     """Fishyscapes Lost & Found validation. Layouts: `"smiyc"` (labels under `root/labels/val`, images from a
     Lost & Found folder `images_root`, default `root`), `"rba"` (`Fishyscapes/fishyscapes_lostandfound` +
-    `Fishyscapes/laf_images`), `"m2a"` (`FS_LostFound_full/images` + `labels_masks`).
+    `Fishyscapes/laf_images`), `"m2a"` (`FS_LostFound_full/images` + `labels_masks`), `"original_labels"`
+    (PEBAL / TDOS / Gao24: `[LostAndFound|fs_LostAndFound]/original/<x>` + `labels/<x>.png`).
     """
     root = check_root(root, "fishyscapes_lf")
-    markers = {"smiyc": ["labels/val"], "rba": ["fishyscapes_lostandfound", "Fishyscapes/fishyscapes_lostandfound"], "m2a": ["FS_LostFound_full"]}
+    markers = {
+        "smiyc": ["labels/val"],
+        "rba": ["fishyscapes_lostandfound", "Fishyscapes/fishyscapes_lostandfound"],
+        "m2a": ["FS_LostFound_full/labels_masks"],
+        "original_labels": [f"{folder}original" for folder in ORIGINAL_LABELS_FOLDERS["fishyscapes_lf"]],
+    }
     layout = choose_layout("fishyscapes_lf", root, markers, layout)
     if layout == "smiyc":
         examples = _smiyc_lost_and_found(root, root if images_root is None else images_root)
     elif layout == "rba":
         examples = _rba_lost_and_found(subfolder(root, "Fishyscapes"))
+    elif layout == "original_labels":
+        examples = original_and_labels_examples(_original_labels_base(root, "fishyscapes_lf"), "ood")
     else:
         examples = images_and_masks_examples(root / "FS_LostFound_full", "ood")
     return file_builder("fishyscapes_lf", examples)
@@ -89,14 +110,20 @@ def _rba_static(root: Path, version):
 
 def build_fishyscapes_static(root, split, layout=None, version=None):
     """Fishyscapes Static validation. Layouts: `"rba"` (`Fishyscapes/fs_val_v<N>` + `fs_static_images_v<N>`;
-    `version` picks N when several are present) and `"m2a"` (`fs_static/images/*.jpg` + `labels_masks`).
+    `version` picks N when several are present), `"m2a"` (`fs_static/images/*.jpg` + `labels_masks`) and
+    `"original_labels"` (PEBAL / TDOS / Gao24: `[Static|fs_static]/original/<x>` + `labels/<x>.png`).
     """
     root = check_root(root, "fishyscapes_static")
-    markers = {"rba": ["fs_val_v1", "fs_val_v2", "Fishyscapes/fs_val_v1", "Fishyscapes/fs_val_v2"], "m2a": ["fs_static"]}
+    markers = {
+        "rba": [f"{parent}fs_val_v{version}" for parent in ("", "Fishyscapes/") for version in (1, 2, 3)],
+        "m2a": ["fs_static/labels_masks"],
+        "original_labels": [f"{folder}original" for folder in ORIGINAL_LABELS_FOLDERS["fishyscapes_static"]],
+    }
     layout = choose_layout("fishyscapes_static", root, markers, layout)
     if layout == "rba":
         examples = _rba_static(subfolder(root, "Fishyscapes"), version)
+    elif layout == "original_labels":
+        examples = original_and_labels_examples(_original_labels_base(root, "fishyscapes_static"), "ood")
     else:
         examples = images_and_masks_examples(root / "fs_static", "ood")
-    require_labels(examples, "a label per image")
     return file_builder("fishyscapes_static", examples)

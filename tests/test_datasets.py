@@ -401,3 +401,17 @@ def test_cli_inspect_synthetic_options_and_errors(tmp_path, capsys):
         main(["inspect", "road_anomaly", str(tmp_path / "missing")])
     assert exit_info.value.code == 2
     assert "Root folder of benchmark 'road_anomaly' not found" in capsys.readouterr().err
+
+
+def test_fishyscapes_original_and_labels_layout(tmp_path):
+    for folder, extension in (("LostAndFound", "png"), ("fs_static", "jpg")):
+        for stem in ("0000", "0001"):
+            _image(tmp_path / folder / "original" / f"{stem}.{extension}")
+            _label(tmp_path / folder / "labels" / f"{stem}.png", [0, 1, 255])
+    for name in ("fishyscapes_lf", "fishyscapes_static"):
+        labels = _labels_of(load_benchmark(name, tmp_path))
+        assert sorted(labels) == ["0000", "0001"], name
+        assert all(_values(label) == {0, 1, 255} for label in labels.values())
+    (tmp_path / "LostAndFound/original/0001.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"0001.png has no image: expected .*LostAndFound/original/0001"):
+        load_benchmark("fishyscapes_lf", tmp_path / "LostAndFound")
