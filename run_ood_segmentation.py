@@ -1,0 +1,379 @@
+#!/usr/bin/env python
+"""
+Train and evaluate TDOS (text-driven OOD segmentation) with the 🤗 Trainer, on one CPU, one GPU or many (Accelerate).
+
+    python run_ood_segmentation.py --output_dir OUT --do_train --do_eval ...
+    accelerate launch run_ood_segmentation.py --output_dir OUT --do_train --do_eval ...
+
+The built-in demo (no downloads): `--preset tiny --random_clip_init --train_dataset synthetic
+--eval_benchmarks synthetic`. See README.md for the demo command and the real ViT-B/16 recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import torch
+import transformers
+from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
+
+import datasets_scripts
+from tdos import TDOSConfig, TDOSForOODSegmentation
+from tdos.benchmark_evaluation import BenchmarkSpec, evaluate_benchmarks, format_results_table, parse_benchmark_spec
+from tdos.image_processing_tdos import TDOSImageProcessor
+from tdos.pipeline_tdos import save_for_inference
+from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained TDOS folder / Hub id (fine-tune or evaluate it), or a transformers CLIP folder / Hub id "
+            "such as openai/clip-vit-base-patch16 (build TDOS around it). Not needed with --random_clip_init."
+        },
+    )
+    preset: str = field(
+        default="tdos-vit-b16", metadata={"help": "TDOSConfig preset for a new model: tdos-vit-b16 or tiny."}
+    )
+    random_clip_init: bool = field(
+        default=False,
+        metadata={"help": "Build the preset around randomly initialised CLIP towers (the offline demo; no weights)."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "TDOSConfig overrides for a new model, e.g. 'train_image_tower=true,ood_class_weight=10'."},
+    )
+    ood_bands_file: str | None = field(
+        default=None,
+        metadata={"help": "OOD word bands (tdos-ood-words output) for the text anchors; default: the shipped list."},
+    )
+
+
+@dataclass
+class DataArguments:
+    train_dataset: str = field(
+        default="cityscapes_ood",
+        metadata={"help": f"Training benchmark name, one of {sorted(datasets_scripts.BENCHMARKS)} (trainId labels)."},
+    )
+    train_root: str | None = field(default=None, metadata={"help": "Root folder of the training dataset."})
+    train_split: str = field(default="train")
+    eval_benchmarks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks to evaluate: NAME[:SPLIT][=ROOT] each, e.g. fishyscapes_lf=/data/fs_lf "
+            "smiyc_anomaly:validation=/data/smiyc synthetic."
+        },
+    )
+    crop_size: int | None = field(default=None, metadata={"help": "Training crop (default: the model's crop_size)."})
+    min_scale: float = field(default=0.5, metadata={"help": "Smallest random rescale factor."})
+    max_scale: float = field(default=2.0, metadata={"help": "Largest random rescale factor."})
+    cat_max_ratio: float = field(default=0.75, metadata={"help": "Largest share of one class in a training crop."})
+    shuffle_buffer: int = field(default=64, metadata={"help": "Examples in the streaming shuffle buffer (0: off)."})
+    ood_objects_folder: str | None = field(
+        default=None, metadata={"help": "Folder of OOD object cut-outs pasted into training scenes (label 19)."}
+    )
+    ood_objects_coco: str | None = field(
+        default=None, metadata={"help": "COCO instances JSON whose non-Cityscapes objects are pasted (label 19)."}
+    )
+    ood_objects_coco_images: str | None = field(default=None, metadata={"help": "Image folder of --ood_objects_coco."})
+    paste_probability: float = field(default=0.5, metadata={"help": "Probability of pasting objects into a scene."})
+    synthetic_num_examples: int = field(default=2000, metadata={"help": "Synthetic benchmark: examples per split."})
+    synthetic_height: int = field(default=256, metadata={"help": "Synthetic benchmark: image height."})
+    synthetic_width: int = field(default=512, metadata={"help": "Synthetic benchmark: image width."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many images."})
+    eval_scale: list[int] | None = field(
+        default=None, metadata={"help": "Test scale LONG SHORT for every benchmark (default: per benchmark, METHOD §4.6)."}
+    )
+    inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
+    num_overlays: int = field(default=4, metadata={"help": "Anomaly overlays written per benchmark."})
+
+
+@dataclass
+class TDOSTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with TDOS's recipe as defaults (METHOD §4.4): AdamW lr 1e-4, weight decay 1e-5, 20k steps,
+    1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
+
+    learning_rate: float = field(default=1e-4, metadata={"help": "Base AdamW learning rate (per-module multipliers apply)."})
+    weight_decay: float = field(default=1e-5, metadata={"help": "AdamW weight decay (none on norms and embeddings)."})
+    max_steps: int = field(default=20000, metadata={"help": "Training steps (the training data is an endless stream)."})
+    warmup_steps: float = field(default=1500, metadata={"help": "Linear warm-up steps."})
+    lr_scheduler_type: str = field(default="polynomial", metadata={"help": "Learning-rate schedule."})
+    lr_scheduler_kwargs: dict | str | None = field(
+        default_factory=lambda: {"lr_end": 1e-6, "power": 0.9}, metadata={"help": "Schedule arguments (JSON)."}
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the collated columns as they are."})
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    """'a=1,b=true,c=x' → {'a': 1, 'b': True, 'c': 'x'} (values typed by the TDOSConfig field defaults)."""
+    overrides = {}
+    defaults = TDOSConfig()
+    for item in filter(None, (text or "").split(",")):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not hasattr(defaults, key):
+            raise ValueError(f"--config_overrides: {item!r} is not KEY=VALUE with KEY a TDOSConfig argument")
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--config_overrides: {key} expects true/false, got {value!r}")
+            overrides[key] = value.lower() in ("true", "1")
+        elif isinstance(default, (int, float)):
+            overrides[key] = type(default)(value)
+        else:
+            overrides[key] = value
+    return overrides
+
+
+def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
+    """Every argument problem we can see before a long run starts."""
+    if not (training_args.do_train or training_args.do_eval):
+        raise ValueError("nothing to do: pass --do_train and/or --do_eval")
+    if model_args.model_name_or_path is None and not model_args.random_clip_init:
+        raise ValueError("pass --model_name_or_path (TDOS or CLIP weights) or --random_clip_init")
+    if model_args.model_name_or_path and model_args.random_clip_init:
+        raise ValueError("--random_clip_init builds a new model; it cannot be combined with --model_name_or_path")
+    if training_args.fp16 and not torch.cuda.is_available():
+        raise ValueError("--fp16 needs a CUDA device; use --bf16 (bfloat16 autocast) on CPU")
+    if training_args.bf16 and training_args.use_cpu is False and torch.cuda.is_available():
+        if not torch.cuda.is_bf16_supported():
+            raise ValueError("--bf16: this GPU does not support bfloat16; use --fp16")
+    if training_args.do_train:
+        if training_args.max_steps <= 0:
+            raise ValueError("--max_steps must be set (> 0): the training data is a stream without a length")
+        check_benchmark(
+            data_args.train_dataset, data_args.train_root, "--train_dataset", data_args.train_split, "semantic"
+        )
+    if training_args.do_eval and not data_args.eval_benchmarks:
+        raise ValueError("--do_eval needs --eval_benchmarks")
+    for spec in (parse_benchmark_spec(text) for text in data_args.eval_benchmarks):
+        check_benchmark(spec.name, spec.root, "--eval_benchmarks", spec.split)
+    for name in ("ood_objects_folder", "ood_objects_coco", "ood_objects_coco_images"):
+        path = getattr(data_args, name)
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(f"--{name}: {path} does not exist")
+    if (data_args.ood_objects_coco is None) != (data_args.ood_objects_coco_images is None):
+        raise ValueError("--ood_objects_coco and --ood_objects_coco_images go together")
+    if data_args.eval_scale is not None and len(data_args.eval_scale) != 2:
+        raise ValueError(f"--eval_scale takes two numbers (LONG SHORT), got {data_args.eval_scale}")
+    if data_args.inference_mode not in (None, "slide", "whole"):
+        raise ValueError(f"--inference_mode must be slide or whole, got {data_args.inference_mode!r}")
+    if int(os.environ.get("WORLD_SIZE", "1")) != training_args.world_size:
+        raise RuntimeError(
+            f"WORLD_SIZE={os.environ['WORLD_SIZE']} but the Trainer runs with world size {training_args.world_size}; "
+            "on CPU launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N (README)"
+        )
+
+
+def check_benchmark(name: str, root: str | None, option: str, split: str | None, expected_kind: str | None = None):
+    if name not in datasets_scripts.BENCHMARKS:
+        raise ValueError(f"{option}: unknown benchmark {name!r}; expected one of {sorted(datasets_scripts.BENCHMARKS)}")
+    kind = datasets_scripts.benchmark_kind(name, split)  # also checks the split
+    if expected_kind is not None and kind != expected_kind:
+        raise ValueError(f"{option}: {name!r} split {split!r} has OOD (0/1) labels; training needs trainId labels")
+    if datasets_scripts.BENCHMARKS[name].needs_root:
+        if root is None:
+            raise ValueError(f"{option}: {name!r} needs a root folder")
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"{option}: root folder {root} of {name!r} does not exist")
+
+
+def synthetic_options(name: str, data_args: DataArguments) -> dict:
+    if name != "synthetic":
+        return {}
+    return {
+        "num_examples": data_args.synthetic_num_examples,
+        "height": data_args.synthetic_height,
+        "width": data_args.synthetic_width,
+    }
+
+
+def build_model(model_args: ModelArguments, seed: int) -> TDOSForOODSegmentation:
+    overrides = parse_config_overrides(model_args.config_overrides)
+    bands = None
+    if model_args.ood_bands_file is not None:
+        from tdos.ood_prompts import load_ood_bands
+
+        bands = load_ood_bands(model_args.ood_bands_file)
+    if model_args.random_clip_init:
+        from tdos.random_clip import random_clip
+
+        config = TDOSConfig.from_preset(model_args.preset, **overrides)
+        clip, tokenizer = random_clip(config.clip_config, seed=seed)
+        return TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config)
+    path = model_args.model_name_or_path
+    if AutoConfig.from_pretrained(path).model_type == TDOSConfig.model_type:
+        return TDOSForOODSegmentation.from_pretrained(path, **overrides)
+    config = TDOSConfig.from_preset(model_args.preset, **overrides)
+    return TDOSForOODSegmentation.from_clip(path, ood_bands=bands, config=config)
+
+
+def build_object_paster(data_args: DataArguments, seed: int):
+    from datasets_scripts.pasting import OODObjectPaster
+
+    options = {"probability": data_args.paste_probability, "seed": seed}
+    if data_args.ood_objects_folder is not None:
+        return OODObjectPaster.from_folder(data_args.ood_objects_folder, **options)
+    if data_args.ood_objects_coco is not None:
+        return OODObjectPaster.from_coco(data_args.ood_objects_coco, data_args.ood_objects_coco_images, **options)
+    return None
+
+
+def build_training_stream(data_args: DataArguments, crop_size: int, seed: int) -> TrainingStream:
+    source = datasets_scripts.load_benchmark(
+        data_args.train_dataset,
+        data_args.train_root,
+        split=data_args.train_split,
+        streaming=True,
+        **synthetic_options(data_args.train_dataset, data_args),
+    )
+    if next(iter(source), None) is None:
+        raise ValueError(f"--train_dataset {data_args.train_dataset} (split {data_args.train_split}) has no examples")
+    transform = TrainTransform(
+        crop_size=crop_size, scale_range=(data_args.min_scale, data_args.max_scale), cat_max_ratio=data_args.cat_max_ratio
+    )
+    paster = build_object_paster(data_args, seed)
+
+    def paste(image, label, generator):
+        # the paster is deterministic per integer index: draw it from the example's generator
+        return paster(image, label, int(torch.randint(0, 2**31 - 1, (), generator=generator)))
+
+    return TrainingStream(
+        source,
+        transform,
+        seed=seed,
+        shuffle_buffer=data_args.shuffle_buffer,
+        paste_objects=None if paster is None else paste,
+    )
+
+
+def setup_logging(training_args: TrainingArguments):
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:  # the main process logs at INFO unless --log_level says otherwise
+        transformers.utils.logging.set_verbosity_info()
+    level = training_args.get_process_log_level()
+    logger.setLevel(level)
+    logging.getLogger("tdos").setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDOSImageProcessor):
+    checkpoint = None
+    if training_args.resume_from_checkpoint not in (None, "False", "false"):
+        if training_args.resume_from_checkpoint in ("True", "true", "last"):
+            checkpoint = last_complete_checkpoint(training_args.output_dir)
+            if checkpoint is None:
+                logger.warning(f"no complete checkpoint in {training_args.output_dir}: training from scratch")
+        else:
+            checkpoint = Path(training_args.resume_from_checkpoint)
+            if not (checkpoint / "trainer_state.json").is_file():
+                raise FileNotFoundError(f"--resume_from_checkpoint: {checkpoint} is not a complete Trainer checkpoint")
+    try:
+        result = trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    except FloatingPointError as error:
+        last = last_complete_checkpoint(training_args.output_dir)
+        raise SystemExit(
+            f"training stopped at step {trainer.state.global_step}: {error}. Last good checkpoint: "
+            f"{last if last is not None else 'none (raise --save_steps frequency)'}; lower the learning rate or "
+            "check the data, then resume with --resume_from_checkpoint."
+        ) from error
+    if trainer.is_world_process_zero():
+        # model + image processor + the ood-segmentation pipeline code: `pipeline(model=OUTPUT_DIR)` loads it
+        save_for_inference(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+
+
+def check_replicas_in_sync(trainer: TDOSTrainer):
+    """After distributed training every process must hold the same weights; a per-tensor checksum is compared."""
+    accelerator = trainer.accelerator
+    if accelerator.num_processes == 1:
+        return
+    model = accelerator.unwrap_model(trainer.model)
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters() if p.requires_grad])
+    gathered = accelerator.gather(sums[None].to(accelerator.device))  # (processes, tensors)
+    if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
+        raise RuntimeError(f"trainable weights differ between the {accelerator.num_processes} processes")
+    logger.info(f"trainable weights identical on all {accelerator.num_processes} processes")
+
+
+def main(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, TDOSTrainingArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    setup_logging(training_args)
+    check_arguments(model_args, data_args, training_args)
+    set_seed(training_args.seed)
+
+    model = build_model(model_args, training_args.seed)
+    processor = TDOSImageProcessor(size_divisor=model.config.clip_config.vision_config.patch_size)
+    logger.info(
+        f"TDOS model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+        f"{sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6:.1f}M trainable; "
+        f"world size {training_args.world_size}, device {training_args.device}"
+    )
+
+    train_dataset = None
+    if training_args.do_train:
+        crop_size = data_args.crop_size or model.config.crop_size
+        train_dataset = build_training_stream(data_args, crop_size, training_args.seed)
+    trainer = TDOSTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        data_collator=collate_segmentation_batch,
+    )
+    if training_args.do_train:
+        train(trainer, training_args, processor)
+        check_replicas_in_sync(trainer)
+
+    if training_args.do_eval:
+        specs: list[BenchmarkSpec] = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
+        results = evaluate_benchmarks(
+            trainer.accelerator.unwrap_model(trainer.model),
+            processor,
+            specs,
+            Path(training_args.output_dir),
+            dataset_options={spec.name: synthetic_options(spec.name, data_args) for spec in specs},
+            max_samples=data_args.max_eval_samples,
+            scale=None if data_args.eval_scale is None else tuple(data_args.eval_scale),
+            inference_mode=data_args.inference_mode,
+            num_overlays=data_args.num_overlays,
+            bf16=training_args.bf16,
+            accelerator=trainer.accelerator,
+        )
+        if trainer.is_world_process_zero():
+            print(format_results_table(results), flush=True)
+
+    if training_args.push_to_hub and trainer.is_world_process_zero():
+        trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="image-segmentation")
+    trainer.accelerator.end_training()
+    if training_args.world_size > 1:
+        # two-process gloo runs can abort at interpreter exit after the work is done (DESIGN.md)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Evaluation of a TDOS model on road-anomaly benchmarks: the glue between `datasets_scripts` (frames),
+`TDOSForOODSegmentation.predict` (anomaly and semantic maps) and `tdos.evaluation` (streaming metrics).
+
+Per benchmark it writes, under `OUTPUT_DIR/eval/NAME/`, PR and ROC curves, a few anomaly overlays, and adds the
+numbers to `OUTPUT_DIR/eval_results.json`. OOD benchmarks (labels 0/1/255) get AUROC, AP, FPR95 and, for the SMIYC
+tracks, the component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel metrics when their labels
+contain OOD objects (trainId 19).
+
+SMIYC component metrics need the best-F1 threshold of the whole dataset's pixel curve, so they take a second pass:
+the first pass stores each frame's anomaly map (float16, one `.npy` per frame, on disk, never in memory) and the
+second pass streams the labels again and reads the maps back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from contextlib import nullcontext
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import datasets_scripts
+
+from .evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, plot_curves
+from .predict import heat_map_overlay, write_atomically
+
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = 255
+TEST_SCALES = {
+    "cityscapes": (2048, 1024),
+    "cityscapes_ood": (2048, 1024),
+    "fishyscapes_lf": (2048, 1024),
+    "fishyscapes_static": (2048, 1024),
+    "lost_and_found": (2048, 1024),
+    "road_anomaly": (512, 512),
+    "smiyc_anomaly": (1280, 720),
+    "smiyc_obstacle": (1920, 1080),
+}
+"""Test scale (long side, short side) per benchmark, METHOD §4.6; images are resized keeping their ratio. Benchmarks
+not listed (the synthetic one) are evaluated at their own resolution."""
+SMIYC_TRACKS = {"smiyc_anomaly": "AnomalyTrack", "smiyc_obstacle": "ObstacleTrack"}
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    root: str | None = None
+    split: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The benchmark's name in results: `name:split` unless the split is the benchmark's usual one."""
+        if self.split is None or self.split == datasets_scripts.BENCHMARKS[self.name].default_split:
+            return self.name
+        return f"{self.name}:{self.split}"
+
+
+def parse_benchmark_spec(text: str) -> BenchmarkSpec:
+    """`NAME[:SPLIT][=ROOT]` → `BenchmarkSpec` (e.g. `fishyscapes_lf=/data/fs_lf`, `smiyc_obstacle:night=/data/smiyc`).
+    Without a split a benchmark is evaluated on its usual one; `synthetic` on its `anomaly` split."""
+    head, _, root = text.partition("=")
+    name, _, split = head.partition(":")
+    if not name:
+        raise ValueError(f"benchmark {text!r}: expected NAME[:SPLIT][=ROOT]")
+    if not split and name == "synthetic":
+        split = "anomaly"
+    return BenchmarkSpec(name=name, root=root or None, split=split or None)
+
+
+def _ood_labels(label: np.ndarray, kind: str, ood_label_id: int) -> np.ndarray | None:
+    """Binary OOD labels (0/1/255) of a frame; for a semantic frame only when it contains OOD pixels."""
+    if kind == "ood":
+        return label
+    if not (label == ood_label_id).any():
+        return None
+    binary = (label == ood_label_id).astype(np.uint8)
+    binary[label == IGNORE_INDEX] = IGNORE_INDEX
+    return binary
+
+
+class BenchmarkEvaluator:
+    """Evaluates one model on benchmark after benchmark; see the module docstring."""
+
+    def __init__(self, model, processor, output_dir: Path, inference_mode=None, bf16=False, num_overlays=4):
+        self.model = model.eval()
+        self.processor = processor
+        self.output_dir = Path(output_dir)
+        self.inference_mode = inference_mode
+        self.bf16 = bf16
+        self.num_overlays = num_overlays
+
+    @torch.no_grad()
+    def predict(self, image, target_size: tuple[int, int], scale: tuple[int, int] | None):
+        device = next(self.model.parameters()).device
+        long_side, short_side = scale if scale is not None else (max(target_size), min(target_size))
+        inputs = self.processor(
+            images=image, size={"longest_edge": long_side, "shortest_edge": short_side}, return_tensors="pt"
+        )
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
+        with autocast:
+            outputs = self.model.predict(inputs["pixel_values"].to(device), inference_mode=self.inference_mode)
+        anomaly = self.processor.post_process_anomaly_map(outputs, target_sizes=[target_size])[0]
+        semantic = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[target_size])[0]
+        return np.asarray(anomaly, dtype=np.float32), np.asarray(semantic)
+
+    def evaluate(self, spec: BenchmarkSpec, dataset, max_samples: int | None = None, scale=None) -> dict:
+        kind = datasets_scripts.benchmark_kind(spec.name, spec.split)
+        scale = scale or TEST_SCALES.get(spec.name)
+        folder = self.output_dir / "eval" / spec.key.replace(":", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        track = SMIYC_TRACKS.get(spec.name)
+        ood_label_id = self.model.config.ood_label_id
+        pixel = PixelOODMetrics()
+        semantic_iou = SemanticIoUMetrics(num_classes=ood_label_id, ignore_index=IGNORE_INDEX)
+        frames = 0
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".scores-") as cache:
+            for index, example in enumerate(tqdm(islice(dataset, max_samples), desc=f"eval {spec.key}", unit="img")):
+                label = np.asarray(example["label"])
+                anomaly, semantic = self.predict(example["image"].convert("RGB"), label.shape, scale)
+                binary = _ood_labels(label, kind, ood_label_id)
+                if binary is not None:
+                    pixel.update(anomaly, binary, frame_id=example["id"])
+                if kind == "semantic":
+                    id_label = np.where(label >= ood_label_id, IGNORE_INDEX, label).astype(np.uint8)
+                    semantic_iou.update(semantic, id_label)
+                if track is not None:
+                    np.save(os.path.join(cache, f"{index}.npy"), anomaly.astype(np.float16))
+                if index < self.num_overlays:
+                    overlay = heat_map_overlay(example["image"], anomaly)
+                    write_atomically(folder / f"overlay_{index:03d}.png", lambda f: overlay.save(f, format="PNG"))
+                frames += 1
+            if frames == 0:
+                raise ValueError(f"benchmark {spec.key} yielded no frames")
+            results = {"frames": frames}
+            if pixel.num_frames:
+                pixel_result = pixel.compute()
+                results.update(pixel_result.to_dict())
+                plot_curves(pixel_result, folder, spec.key)
+                if track is not None:
+                    components = ComponentOODMetrics.from_pixel_result(pixel_result, track=track)
+                    for index, example in enumerate(islice(dataset, frames)):
+                        scores = np.load(os.path.join(cache, f"{index}.npy")).astype(np.float32)
+                        components.update(scores, np.asarray(example["label"]), frame_id=example["id"])
+                    results.update(components.compute().to_dict())
+            if kind == "semantic":
+                results.update(semantic_iou.compute().to_dict())
+        return results
+
+
+def evaluate_benchmarks(
+    model,
+    processor,
+    specs: list[BenchmarkSpec],
+    output_dir: Path,
+    dataset_options: dict[str, dict] | None = None,
+    max_samples: int | None = None,
+    scale: tuple[int, int] | None = None,
+    inference_mode: str | None = None,
+    num_overlays: int = 4,
+    bf16: bool = False,
+    accelerator=None,
+) -> dict[str, dict]:
+    """
+    Evaluates `model` on every benchmark of `specs` (on the main process; other processes wait) and writes
+    `output_dir/eval_results.json` atomically after each benchmark, so finished benchmarks survive a later failure.
+    Returns `{benchmark: {metric: value}}`.
+    """
+    results: dict[str, dict] = {}
+    if accelerator is None or accelerator.is_main_process:
+        evaluator = BenchmarkEvaluator(model, processor, output_dir, inference_mode, bf16, num_overlays)
+        path = Path(output_dir) / "eval_results.json"
+        for spec in specs:
+            options = (dataset_options or {}).get(spec.name, {})
+            dataset = datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
+            results[spec.key] = evaluator.evaluate(spec, dataset, max_samples, scale)
+            logger.info(f"{spec.key}: {results[spec.key]}")
+            text = json.dumps(results, indent=2, sort_keys=True).encode()
+            write_atomically(path, lambda f: f.write(text))
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+    return results
+
+
+TABLE_COLUMNS = [
+    ("frames", "frames", "{:d}"),
+    ("positive_fraction", "OOD px", "{:.2%}"),
+    ("auroc", "AUROC", "{:.4f}"),
+    ("average_precision", "AP", "{:.4f}"),
+    ("fpr95", "FPR95", "{:.4f}"),
+    ("siou", "sIoU", "{:.4f}"),
+    ("ppv", "PPV", "{:.4f}"),
+    ("mean_f1", "mean F1", "{:.4f}"),
+    ("miou", "mIoU", "{:.4f}"),
+]
+
+
+def format_results_table(results: dict[str, dict]) -> str:
+    """A markdown table: one row per benchmark, the metrics it has (others blank)."""
+    columns = [column for column in TABLE_COLUMNS if any(column[0] in row for row in results.values())]
+    lines = [
+        "| benchmark | " + " | ".join(title for _, title, _ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for name, row in results.items():
+        cells = [fmt.format(row[key]) if key in row and row[key] is not None else "" for key, _, fmt in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""run_ood_segmentation.py end to end on the tiny preset and the synthetic benchmark (CPU, a few steps)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "run_ood_segmentation.py"
+sys.path.insert(0, str(REPO))
+
+import run_ood_segmentation  # noqa: E402
+
+
+TINY = [
+    "--preset", "tiny",
+    "--random_clip_init",
+    "--config_overrides", "crop_size=64,stride=48,inference_mode=whole",
+    "--train_dataset", "synthetic",
+    "--synthetic_height", "64",
+    "--synthetic_width", "128",
+    "--synthetic_num_examples", "16",
+    "--per_device_train_batch_size", "2",
+    "--learning_rate", "1e-3",
+    "--warmup_steps", "0",
+    "--report_to", "none",
+    "--use_cpu",
+    "--dataloader_num_workers", "0",
+    "--seed", "0",
+    "--disable_tqdm", "true",
+    "--logging_steps", "1",
+]  # fmt: skip
+
+
+def script_env(**extra):
+    env = dict(os.environ, **extra, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+def run_script(*args, launcher=(sys.executable,), env=None, timeout=600):
+    result = subprocess.run(
+        [*launcher, str(SCRIPT), *args], env=env or script_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def trained_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
+    output = run_script(
+        *TINY, "--output_dir", str(tmp_path), "--do_train", "--max_steps", "3", "--do_eval",
+        "--eval_benchmarks", "synthetic", "--max_eval_samples", "3", "--num_overlays", "2",
+    )  # fmt: skip
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    row = results["synthetic:anomaly"]
+    assert row["frames"] == 3
+    for key in ("auroc", "average_precision", "fpr95"):
+        assert 0.0 <= row[key] <= 1.0
+    assert "| synthetic:anomaly | 3 |" in output
+    folder = tmp_path / "eval" / "synthetic_anomaly"
+    assert len(list(folder.glob("overlay_*.png"))) == 2
+    assert len(list(folder.glob("*.png"))) >= 4  # two overlays + PR + ROC curves
+    assert not list(folder.glob(".scores-*"))
+    # the saved folder is a complete model + processor that a pipeline loads
+    from transformers import pipeline
+
+    import tdos  # noqa: F401  (registers the ood-segmentation task)
+
+    segmenter = pipeline("ood-segmentation", model=str(tmp_path), device="cpu", trust_remote_code=True)
+    from PIL import Image
+
+    prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)))
+    assert prediction["anomaly_score"].shape == (64, 128)
+
+
+def test_two_process_cpu_ddp_trains_and_keeps_replicas_equal(tmp_path):
+    launcher = (
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+    )  # fmt: skip
+    output = run_script(
+        *TINY, "--output_dir", str(tmp_path), "--do_train", "--max_steps", "2",
+        launcher=launcher, env=script_env(ACCELERATE_USE_CPU="1"),
+    )  # fmt: skip
+    assert "world size 2" in output
+    assert "trainable weights identical on all 2 processes" in output
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_sigkill_and_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    arguments = [*TINY, "--do_train", "--max_steps", "8", "--save_steps", "2"]
+    reference = tmp_path / "reference"
+    run_script(*arguments, "--output_dir", str(reference))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *arguments, "--output_dir", str(interrupted)],
+        env=script_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (interrupted / "checkpoint-4" / "trainer_state.json").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (interrupted / "model.safetensors").exists()
+
+    output = run_script(*arguments, "--output_dir", str(interrupted), "--resume_from_checkpoint", "True")
+    assert "Continuing training from checkpoint" in output or "checkpoint-" in output
+    expected, resumed = trained_weights(reference), trained_weights(interrupted)
+    assert expected.keys() == resumed.keys()
+    for name in expected:
+        torch.testing.assert_close(resumed[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    arguments = [*TINY, "--do_train", "--max_steps", "6", "--save_steps", "2", "--output_dir", str(tmp_path)]
+    original = run_ood_segmentation.TDOSTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        if self.state.global_step >= 3:
+            inputs = dict(inputs, pixel_values=inputs["pixel_values"] * float("nan"))
+        return original(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(run_ood_segmentation.TDOSTrainer, "compute_loss", poisoned)
+    with pytest.raises(SystemExit, match=r"training stopped at step 3: non-finite loss.*checkpoint-2"):
+        run_ood_segmentation.main(arguments)
+    assert (tmp_path / "checkpoint-2" / "model.safetensors").is_file()
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, error, message",
+    [
+        (["--eval_benchmarks", "fishyscapes_lf=/no/such/folder", "--do_eval"], FileNotFoundError, "/no/such/folder"),
+        (["--eval_benchmarks", "mars_rover", "--do_eval"], ValueError, "unknown benchmark 'mars_rover'"),
+        (["--do_train", "--fp16"], ValueError, "--fp16 needs a CUDA device"),
+        (
+            ["--do_train", "--train_dataset", "road_anomaly", "--train_split", "validation", "--train_root", "."],
+            ValueError,
+            "training needs trainId",
+        ),
+        (
+            ["--do_train", "--train_dataset", "cityscapes", "--train_split", "val", "--train_root", "."],
+            ValueError,
+            "no split 'val'",
+        ),
+        (["--do_train", "--synthetic_num_examples", "0"], ValueError, "num_examples=0"),
+        (["--do_train", "--train_dataset", "cityscapes", "--train_root", "."], FileNotFoundError, "No Cityscapes images"),
+        (["--do_train", "--ood_objects_folder", "/no/objects"], FileNotFoundError, "/no/objects"),
+        (["--do_eval"], ValueError, "--do_eval needs --eval_benchmarks"),
+        ([], ValueError, "nothing to do"),
+        (["--do_train", "--config_overrides", "hidden_dim"], ValueError, "KEY=VALUE"),
+    ],
+)
+def test_bad_arguments_fail_before_training(tmp_path, extra, error, message):
+    with pytest.raises(error, match=message):
+        run_ood_segmentation.main([*TINY, "--output_dir", str(tmp_path), "--max_steps", "1", *extra])
+    assert not list(tmp_path.glob("checkpoint-*"))
