@@ -148,8 +148,8 @@ def _lower_edges(bins: np.ndarray, shift: int) -> np.ndarray:
 def _sklearn_roc_points(tps: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The points of `sklearn.metrics.roc_curve` (default `drop_intermediate=True`), origin included.
 
-    scikit-learn drops every point whose step (change in FP, change in TP) equals the previous step: such points
-    lie on a straight segment.
+    scikit-learn drops every point whose step (change in FP, change in TP) equals the previous step (a zero second
+    difference), which removes some, not all, points lying on a straight segment.
     """
     if tps.size > 2:
         keep = np.concatenate([[True], (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), [True]])
@@ -171,8 +171,8 @@ def fpr_at_tpr(
         target_tpr: the TPR to reach.
         rule: how the operating point is chosen; the common evaluations differ:
             - `"smiyc"` (official SMIYC code): FPR of the first point whose TPR >= `target_tpr`.
-            - `"strict"` (RbA code): FPR of the first point of scikit-learn's `roc_curve` (which drops collinear
-              points) whose TPR > `target_tpr`; 0 if there is none.
+            - `"strict"` (RbA code): FPR of the first point of scikit-learn's `roc_curve` (which drops a point whose
+              step repeats the previous step) whose TPR > `target_tpr`; 0 if there is none.
             - `"interpolate"` (`ood_metrics.fpr_at_95_tpr`, used by Mask2Anomaly): FPR linearly interpolated at
               `target_tpr` on scikit-learn's `roc_curve`.
 
