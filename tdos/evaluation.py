@@ -29,8 +29,8 @@ dataset, so a faithful evaluation is two passes over the frames::
 With a threshold fixed in advance (e.g. tuned on a validation set), `ComponentOODMetrics(threshold=...)` runs in
 the same pass as the pixel metrics.
 
-The metrics know nothing of models or datasets: inputs are NumPy arrays (or anything `np.asarray` accepts, such as
-CPU torch tensors).
+The metrics know nothing of models or datasets: inputs are NumPy arrays, anything `np.asarray` accepts, or torch
+tensors (moved to the CPU; float16 / bfloat16 scores are read as float32).
 """
 
 import logging
@@ -66,6 +66,10 @@ def _frame_name(frame_id: FrameId, index: int) -> str:
 
 
 def _as_array(value, what: str, name: str) -> np.ndarray:
+    """`value` as a NumPy array; torch tensors may live on an accelerator or hold float16 / bfloat16 values."""
+    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):
+        value = value.detach().cpu()
+        value = value.float() if value.is_floating_point() else value
     try:
         return np.asarray(value)
     except (TypeError, ValueError, RuntimeError) as error:

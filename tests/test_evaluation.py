@@ -161,6 +161,17 @@ def test_bad_input_names_the_frame(scores, labels, message):
         metrics.update(scores, labels, frame_id="a")
 
 
+def test_torch_tensors_are_accepted():
+    import torch
+
+    frames = random_frames(np.float16, quantum=0.05)
+    metrics = PixelOODMetrics()
+    for scores, labels in frames:
+        metrics.update(torch.from_numpy(scores.astype(np.float32)).to(torch.bfloat16), torch.from_numpy(labels))
+    expected = evaluate_frames([(torch.tensor(s.astype(np.float32)).bfloat16().float().numpy(), l) for s, l in frames])
+    assert metrics.compute().to_dict() == expected.to_dict()
+
+
 def test_bad_input_without_id_names_the_frame_index():
     metrics = PixelOODMetrics()
     metrics.update(np.zeros((2, 2)), np.zeros((2, 2), np.uint8))
