@@ -73,7 +73,9 @@ def _as_array(value, what: str, name: str) -> np.ndarray:
     try:
         return np.asarray(value)
     except (TypeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"{name}: cannot read the {what} ({type(value).__name__}) as a NumPy array: {error}") from error
+        raise ValueError(
+            f"{name}: cannot read the {what} ({type(value).__name__}) as a NumPy array: {error}"
+        ) from error
 
 
 def _check_shapes(scores: np.ndarray, labels: np.ndarray, name: str, what: str = "score map") -> None:
@@ -244,7 +246,7 @@ class PixelFrameSummary:
     negatives: np.ndarray
 
     def to_dict(self) -> dict[str, list]:
-        """Plain lists, one entry per bin: the rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
+        """Plain lists, one entry per bin: rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
         return {
             "thresholds": self.thresholds.tolist(),
             "positives": self.positives.tolist(),
@@ -753,7 +755,9 @@ class ComponentOODMetrics:
         protocol: Literal["exact", "smiyc"] = "exact",
     ):
         if track is not None and track not in TRACK_SIZE_FILTERS:
-            raise ValueError(f"track={track!r} is not a SMIYC track; expected one of {tuple(TRACK_SIZE_FILTERS)} or None")
+            raise ValueError(
+                f"track={track!r} is not a SMIYC track; expected one of {tuple(TRACK_SIZE_FILTERS)} or None"
+            )
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol={protocol!r} is not supported; expected one of {PROTOCOLS}")
         if threshold is not None and not np.isfinite(threshold):
@@ -808,7 +812,8 @@ class ComponentOODMetrics:
         """Adds a frame reduced by `summarize`."""
         siou = np.asarray(summary.siou, dtype=np.float64).reshape(-1)
         ppv = np.asarray(summary.ppv, dtype=np.float64).reshape(-1)
-        if ((siou < 0) | (siou > 1)).any() or ((ppv < 0) | (ppv > 1)).any() or np.isnan(siou).any() or np.isnan(ppv).any():
+        values = np.concatenate([siou, ppv])
+        if not ((values >= 0) & (values <= 1)).all():  # NaN fails both comparisons
             raise ValueError(f"{_frame_name(None, self.num_frames)}: summary sIoU and PPV values must lie in [0, 1]")
         self._siou_sum += float(siou.sum())
         self._ppv_sum += float(ppv.sum())
@@ -954,8 +959,9 @@ class SemanticIoUMetrics:
         if (predicted < 0).any():
             raise ValueError(f"{name}: prediction contains negative class ids")
         predicted = np.minimum(predicted, self.num_classes)
-        counts = np.bincount(truth * (self.num_classes + 1) + predicted, minlength=self.num_classes * (self.num_classes + 1))
-        return counts.reshape(self.num_classes, self.num_classes + 1)
+        width = self.num_classes + 1
+        counts = np.bincount(truth * width + predicted, minlength=self.num_classes * width)
+        return counts.reshape(self.num_classes, width)
 
     def add_summary(self, confusion) -> None:
         """Adds a frame's confusion matrix made by `summarize`."""

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from tdos.evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, fpr_at_tpr, plot_curves
+from tdos.evaluation import (
+    ComponentFrameSummary,
+    ComponentOODMetrics,
+    PixelOODMetrics,
+    SemanticIoUMetrics,
+    fpr_at_tpr,
+    plot_curves,
+)
 
 
 def random_frames(dtype, num_frames=4, shape=(48, 64), seed=0, quantum=None):
@@ -249,7 +256,8 @@ def test_component_metrics_by_hand():
     metrics = ComponentOODMetrics(threshold=0.5, min_prediction_size=4, min_ground_truth_size=3)
     metrics.update(*hand_drawn_frame())
     result = metrics.compute()
-    # sIoU(K) = |K & P| / (|K| + |P| - |K & P| - |P & other GT|): K1 = 12 / (30 + 41 - 12 - 12), K2 = 12 / (16 + 41 - 12 - 12)
+    # sIoU(K) = |K & P| / (|K| + |P| - |K & P| - |P & other GT|)
+    # K1 = 12 / (30 + 41 - 12 - 12), K2 = 12 / (16 + 41 - 12 - 12)
     siou = np.array([12 / 47, 12 / 33])
     ppv = np.array([24 / 41, 0.0, 0.0])  # Q1, Q2, Q4
     assert result.num_ground_truth == 2 and result.num_predicted == 3
@@ -351,6 +359,8 @@ def test_component_threshold_from_pixel_result_and_mask_mode():
         ComponentOODMetrics().update(scores, labels)
     with pytest.raises(ValueError, match="frame 'x'.*2-D"):
         ComponentOODMetrics(threshold=0.5).update(scores[None], labels[None], frame_id="x")
+    with pytest.raises(ValueError, match=r"frame #0: summary sIoU and PPV values must lie in \[0, 1\]"):
+        ComponentOODMetrics().add_summary(ComponentFrameSummary(np.array([np.nan]), np.zeros(0)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
