@@ -391,8 +391,10 @@ class PixelOODMetrics:
               spacing 2**-(key_bits - 9), ~1.2e-4 at 22 bits) and treated as ties. The AUROC error is at most
               half the fraction of (positive, negative) pairs sharing a bin, and the AP error is of the same
               order; measured differences to scikit-learn on continuous float32 scores are ~2e-5 on 3e4 pixels
-              and ~1e-7 on 2e8 pixels (tests: < 1e-4; `benchmarks/bench_metrics.py`). `key_bits=24` gives 4x
-              finer bins for 4x the memory.
+              and ~1e-6 on 2e8 pixels (tests: < 1e-4; `benchmarks/bench_metrics.py`). The error shrinks as the
+              data grows; on a tiny set (a few hundred pixels) one positive sharing a top bin with a negative
+              can cost more than 1e-4. `key_bits=24` gives 4x finer bins for 4x the memory; scores cast to
+              float16 (as SMIYC stores them) make the result exact.
         - `"smiyc"`: reproduces the official SMIYC evaluation (`PixBinaryClass`): scores cast to float16, void
           removed, each frame binned on its own 768 percentile edges (see `_smiyc_frame_summary`), all frames' bins
           pooled and sorted by lower edge, repeated thresholds collapsed. Numbers are comparable with leaderboard
