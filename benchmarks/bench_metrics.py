@@ -136,7 +136,8 @@ def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
         values = results[side]
         print(
             f"| {side} | {values['seconds']:.2f} | {values['cpu_seconds']:.2f} | {values['peak_rss_gb']:.3f} | "
-            f"{reference['seconds'] / values['seconds']:.1f}x / {reference['cpu_seconds'] / values['cpu_seconds']:.1f}x | "
+            f"{reference['seconds'] / values['seconds']:.1f}x / "
+            f"{reference['cpu_seconds'] / values['cpu_seconds']:.1f}x | "
             f"{reference['peak_rss_gb'] / values['peak_rss_gb']:.1f}x | "
             f"{values['ap'] - reference['ap']:+.2e} | {values['auroc'] - reference['auroc']:+.2e} | "
             f"{values['fpr95'] - reference['fpr95']:+.2e} |"

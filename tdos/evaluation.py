@@ -29,8 +29,8 @@ dataset, so a faithful evaluation is two passes over the frames::
 With a threshold fixed in advance (e.g. tuned on a validation set), `ComponentOODMetrics(threshold=...)` runs in
 the same pass as the pixel metrics.
 
-The metrics know nothing of models or datasets: inputs are NumPy arrays (or anything `np.asarray` accepts, such as
-CPU torch tensors).
+The metrics know nothing of models or datasets: inputs are NumPy arrays, anything `np.asarray` accepts, or torch
+tensors (moved to the CPU; float16 / bfloat16 scores are read as float32).
 """
 
 import logging
@@ -66,10 +66,16 @@ def _frame_name(frame_id: FrameId, index: int) -> str:
 
 
 def _as_array(value, what: str, name: str) -> np.ndarray:
+    """`value` as a NumPy array; torch tensors may live on an accelerator or hold float16 / bfloat16 values."""
+    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):
+        value = value.detach().cpu()
+        value = value.float() if value.is_floating_point() else value
     try:
         return np.asarray(value)
     except (TypeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"{name}: cannot read the {what} ({type(value).__name__}) as a NumPy array: {error}") from error
+        raise ValueError(
+            f"{name}: cannot read the {what} ({type(value).__name__}) as a NumPy array: {error}"
+        ) from error
 
 
 def _check_shapes(scores: np.ndarray, labels: np.ndarray, name: str, what: str = "score map") -> None:
@@ -148,8 +154,8 @@ def _lower_edges(bins: np.ndarray, shift: int) -> np.ndarray:
 def _sklearn_roc_points(tps: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The points of `sklearn.metrics.roc_curve` (default `drop_intermediate=True`), origin included.
 
-    scikit-learn drops every point whose step (change in FP, change in TP) equals the previous step: such points
-    lie on a straight segment.
+    scikit-learn drops every point whose step (change in FP, change in TP) equals the previous step (a zero second
+    difference), which removes some, not all, points lying on a straight segment.
     """
     if tps.size > 2:
         keep = np.concatenate([[True], (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), [True]])
@@ -171,8 +177,8 @@ def fpr_at_tpr(
         target_tpr: the TPR to reach.
         rule: how the operating point is chosen; the common evaluations differ:
             - `"smiyc"` (official SMIYC code): FPR of the first point whose TPR >= `target_tpr`.
-            - `"strict"` (RbA code): FPR of the first point of scikit-learn's `roc_curve` (which drops collinear
-              points) whose TPR > `target_tpr`; 0 if there is none.
+            - `"strict"` (RbA code): FPR of the first point of scikit-learn's `roc_curve` (which drops a point whose
+              step repeats the previous step) whose TPR > `target_tpr`; 0 if there is none.
             - `"interpolate"` (`ood_metrics.fpr_at_95_tpr`, used by Mask2Anomaly): FPR linearly interpolated at
               `target_tpr` on scikit-learn's `roc_curve`.
 
@@ -240,7 +246,7 @@ class PixelFrameSummary:
     negatives: np.ndarray
 
     def to_dict(self) -> dict[str, list]:
-        """Plain lists, one entry per bin: the rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
+        """Plain lists, one entry per bin: rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
         return {
             "thresholds": self.thresholds.tolist(),
             "positives": self.positives.tolist(),
@@ -385,8 +391,10 @@ class PixelOODMetrics:
               spacing 2**-(key_bits - 9), ~1.2e-4 at 22 bits) and treated as ties. The AUROC error is at most
               half the fraction of (positive, negative) pairs sharing a bin, and the AP error is of the same
               order; measured differences to scikit-learn on continuous float32 scores are ~2e-5 on 3e4 pixels
-              and ~1e-7 on 2e8 pixels (tests: < 1e-4; `benchmarks/bench_metrics.py`). `key_bits=24` gives 4x
-              finer bins for 4x the memory.
+              and ~1e-6 on 2e8 pixels (tests: < 1e-4; `benchmarks/bench_metrics.py`). The error shrinks as the
+              data grows; on a tiny set (a few hundred pixels) one positive sharing a top bin with a negative
+              can cost more than 1e-4. `key_bits=24` gives 4x finer bins for 4x the memory; scores cast to
+              float16 (as SMIYC stores them) make the result exact.
         - `"smiyc"`: reproduces the official SMIYC evaluation (`PixBinaryClass`): scores cast to float16, void
           removed, each frame binned on its own 768 percentile edges (see `_smiyc_frame_summary`), all frames' bins
           pooled and sorted by lower edge, repeated thresholds collapsed. Numbers are comparable with leaderboard
@@ -749,7 +757,9 @@ class ComponentOODMetrics:
         protocol: Literal["exact", "smiyc"] = "exact",
     ):
         if track is not None and track not in TRACK_SIZE_FILTERS:
-            raise ValueError(f"track={track!r} is not a SMIYC track; expected one of {tuple(TRACK_SIZE_FILTERS)} or None")
+            raise ValueError(
+                f"track={track!r} is not a SMIYC track; expected one of {tuple(TRACK_SIZE_FILTERS)} or None"
+            )
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol={protocol!r} is not supported; expected one of {PROTOCOLS}")
         if threshold is not None and not np.isfinite(threshold):
@@ -804,7 +814,8 @@ class ComponentOODMetrics:
         """Adds a frame reduced by `summarize`."""
         siou = np.asarray(summary.siou, dtype=np.float64).reshape(-1)
         ppv = np.asarray(summary.ppv, dtype=np.float64).reshape(-1)
-        if ((siou < 0) | (siou > 1)).any() or ((ppv < 0) | (ppv > 1)).any() or np.isnan(siou).any() or np.isnan(ppv).any():
+        values = np.concatenate([siou, ppv])
+        if not ((values >= 0) & (values <= 1)).all():  # NaN fails both comparisons
             raise ValueError(f"{_frame_name(None, self.num_frames)}: summary sIoU and PPV values must lie in [0, 1]")
         self._siou_sum += float(siou.sum())
         self._ppv_sum += float(ppv.sum())
@@ -950,8 +961,9 @@ class SemanticIoUMetrics:
         if (predicted < 0).any():
             raise ValueError(f"{name}: prediction contains negative class ids")
         predicted = np.minimum(predicted, self.num_classes)
-        counts = np.bincount(truth * (self.num_classes + 1) + predicted, minlength=self.num_classes * (self.num_classes + 1))
-        return counts.reshape(self.num_classes, self.num_classes + 1)
+        width = self.num_classes + 1
+        counts = np.bincount(truth * width + predicted, minlength=self.num_classes * width)
+        return counts.reshape(self.num_classes, width)
 
     def add_summary(self, confusion) -> None:
         """Adds a frame's confusion matrix made by `summarize`."""

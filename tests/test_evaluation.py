@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from tdos.evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, fpr_at_tpr, plot_curves
+from tdos.evaluation import (
+    ComponentFrameSummary,
+    ComponentOODMetrics,
+    PixelOODMetrics,
+    SemanticIoUMetrics,
+    fpr_at_tpr,
+    plot_curves,
+)
 
 
 def random_frames(dtype, num_frames=4, shape=(48, 64), seed=0, quantum=None):
@@ -161,6 +168,17 @@ def test_bad_input_names_the_frame(scores, labels, message):
         metrics.update(scores, labels, frame_id="a")
 
 
+def test_torch_tensors_are_accepted():
+    import torch
+
+    frames = random_frames(np.float16, quantum=0.05)
+    metrics = PixelOODMetrics()
+    for scores, labels in frames:
+        metrics.update(torch.from_numpy(scores.astype(np.float32)).to(torch.bfloat16), torch.from_numpy(labels))
+    expected = evaluate_frames([(torch.tensor(s.astype(np.float32)).bfloat16().float().numpy(), l) for s, l in frames])
+    assert metrics.compute().to_dict() == expected.to_dict()
+
+
 def test_bad_input_without_id_names_the_frame_index():
     metrics = PixelOODMetrics()
     metrics.update(np.zeros((2, 2)), np.zeros((2, 2), np.uint8))
@@ -238,7 +256,8 @@ def test_component_metrics_by_hand():
     metrics = ComponentOODMetrics(threshold=0.5, min_prediction_size=4, min_ground_truth_size=3)
     metrics.update(*hand_drawn_frame())
     result = metrics.compute()
-    # sIoU(K) = |K & P| / (|K| + |P| - |K & P| - |P & other GT|): K1 = 12 / (30 + 41 - 12 - 12), K2 = 12 / (16 + 41 - 12 - 12)
+    # sIoU(K) = |K & P| / (|K| + |P| - |K & P| - |P & other GT|)
+    # K1 = 12 / (30 + 41 - 12 - 12), K2 = 12 / (16 + 41 - 12 - 12)
     siou = np.array([12 / 47, 12 / 33])
     ppv = np.array([24 / 41, 0.0, 0.0])  # Q1, Q2, Q4
     assert result.num_ground_truth == 2 and result.num_predicted == 3
@@ -340,6 +359,8 @@ def test_component_threshold_from_pixel_result_and_mask_mode():
         ComponentOODMetrics().update(scores, labels)
     with pytest.raises(ValueError, match="frame 'x'.*2-D"):
         ComponentOODMetrics(threshold=0.5).update(scores[None], labels[None], frame_id="x")
+    with pytest.raises(ValueError, match=r"frame #0: summary sIoU and PPV values must lie in \[0, 1\]"):
+        ComponentOODMetrics().add_summary(ComponentFrameSummary(np.array([np.nan]), np.zeros(0)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
