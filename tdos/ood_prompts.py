@@ -588,7 +588,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.install_wordnet:
-        logger.info("WordNet installed for nltk in %s", install_wordnet(args.nltk_data))
+        try:
+            logger.info("WordNet installed for nltk in %s", install_wordnet(args.nltk_data))
+        except FileNotFoundError as error:
+            raise SystemExit(f"tdos-ood-words: {error}") from error
         return
     if not (args.classes or args.cityscapes) or args.output is None:
         parser.error("give --classes NAME... or --cityscapes, and --output FILE")
@@ -607,14 +610,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 band_distances=[[round(band[0], 4), round(band[-1], 4)] for band in distances],
             )  # fmt: skip
         else:
-            if not args.clip_model:
-                parser.error("--recipe clip needs --clip-model PATH")
+            if not args.clip_model or args.synsets:
+                parser.error("--recipe clip needs --clip-model PATH (and takes no --synsets)")
             bands = generate_clip_bands(
                 class_names, args.clip_model, num_bands=args.num_bands, words_per_band=args.words_per_band,
                 include_nouns=args.include_nouns,
             )  # fmt: skip
             metadata.update(clip_model=str(args.clip_model), include_nouns=args.include_nouns)
-    except WordNetNotFoundError as error:
+    except (WordNetNotFoundError, ValueError) as error:  # missing WordNet, or bad classes, synsets or band sizes
         raise SystemExit(f"tdos-ood-words: {error}") from error
     metadata["words_per_band"] = len(bands[0])
     save_bands(bands, args.output, metadata)
