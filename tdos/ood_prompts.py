@@ -226,19 +226,19 @@ class Taxonomy:
         return found
 
     def min_depth(self, name: str) -> int:
-        depth = self._min_depths.get(name)
-        if depth is None:
-            parents = self.parents(name)
-            depth = 1 + min(map(self.min_depth, parents)) if parents else 0
-            self._min_depths[name] = depth
-        return depth
+        """Length of the shortest hypernym path to the root (nltk's `min_depth`)."""
+        return self._depth(name, min, self._min_depths)
 
     def max_depth(self, name: str) -> int:
-        depth = self._max_depths.get(name)
+        """Length of the longest hypernym path to the root (nltk's `max_depth`)."""
+        return self._depth(name, max, self._max_depths)
+
+    def _depth(self, name: str, pick, cache: dict) -> int:
+        depth = cache.get(name)
         if depth is None:
             parents = self.parents(name)
-            depth = 1 + max(map(self.max_depth, parents)) if parents else 0
-            self._max_depths[name] = depth
+            depth = 1 + pick(self._depth(parent, pick, cache) for parent in parents) if parents else 0
+            cache[name] = depth
         return depth
 
     def path_length(self, name: str, ancestor: str) -> int:
@@ -341,7 +341,7 @@ def rank_wordnet_candidates(
         `list[OODCandidate]`, farthest first.
     """
     id_synsets = resolve_synsets(class_names, synsets)
-    taxonomy = taxonomy or Taxonomy()
+    taxonomy = Taxonomy() if taxonomy is None else taxonomy
     ranked = []
     for name in candidate_pool(class_names, id_synsets, taxonomy):
         scores = [taxonomy.similarity(name, id_synset) for id_synset in id_synsets]
@@ -354,9 +354,10 @@ def rank_wordnet_candidates(
 
 def split_into_bands(words: Sequence, num_bands: int = 50, words_per_band: int | None = None) -> list[list]:
     """
-    Splits an ordered word list (or values aligned with it, such as distances) into `num_bands` equal consecutive bands of `len(words) // num_bands` words (the
-    remainder, at the end of the list, is dropped). With `words_per_band`, each band keeps that many words evenly
-    spread over its span (first and last included), so it still covers the band's distance range.
+    Splits an ordered word list (or values aligned with it, such as distances) into `num_bands` equal consecutive
+    bands of `len(words) // num_bands` items (the remainder, at the end of the list, is dropped). With
+    `words_per_band`, each band keeps that many items evenly spread over its span (first and last included), so it
+    still covers the band's distance range.
     """
     if num_bands < 1:
         raise ValueError(f"num_bands must be >= 1, got {num_bands}")
@@ -400,6 +401,7 @@ def wordnet_lemmas(pos: str) -> list[str]:
 
 
 def _text_features(model, tokenizer, prompts: Sequence[str], batch_size: int):
+    """L2-normalised CLIP text features `(N, C)` of `prompts`, in batches."""
     import torch
 
     max_length = model.config.text_config.max_position_embeddings
@@ -586,7 +588,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.install_wordnet:
-        logger.info("WordNet installed for nltk in %s", install_wordnet(args.nltk_data))
+        try:
+            logger.info("WordNet installed for nltk in %s", install_wordnet(args.nltk_data))
+        except FileNotFoundError as error:
+            raise SystemExit(f"tdos-ood-words: {error}") from error
         return
     if not (args.classes or args.cityscapes) or args.output is None:
         parser.error("give --classes NAME... or --cityscapes, and --output FILE")
@@ -605,14 +610,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                 band_distances=[[round(band[0], 4), round(band[-1], 4)] for band in distances],
             )  # fmt: skip
         else:
-            if not args.clip_model:
-                parser.error("--recipe clip needs --clip-model PATH")
+            if not args.clip_model or args.synsets:
+                parser.error("--recipe clip needs --clip-model PATH (and takes no --synsets)")
             bands = generate_clip_bands(
                 class_names, args.clip_model, num_bands=args.num_bands, words_per_band=args.words_per_band,
                 include_nouns=args.include_nouns,
             )  # fmt: skip
             metadata.update(clip_model=str(args.clip_model), include_nouns=args.include_nouns)
-    except WordNetNotFoundError as error:
+    except (WordNetNotFoundError, ValueError) as error:  # missing WordNet, or bad classes, synsets or band sizes
         raise SystemExit(f"tdos-ood-words: {error}") from error
     metadata["words_per_band"] = len(bands[0])
     save_bands(bands, args.output, metadata)

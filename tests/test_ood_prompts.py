@@ -210,6 +210,9 @@ def test_cli_writes_the_bands_file(small_bands, tmp_path):
         main(["--classes", "car"])  # no --output
     with pytest.raises(SystemExit):
         main(["--cityscapes", "--recipe", "clip", "--output", str(output)])  # no --clip-model
+    with pytest.raises(SystemExit, match="'qwzx' has no WordNet noun sense"):
+        main(["--classes", "qwzx", "--output", str(tmp_path / "none.json")])
+    assert not (tmp_path / "none.json").exists()
 
 
 def test_missing_wordnet_gives_the_fix(tmp_path):
