@@ -229,7 +229,8 @@ def build_object_paster(data_args: DataArguments, seed: int):
     return None
 
 
-def build_training_stream(data_args: DataArguments, crop_size: int, seed: int) -> TrainingStream:
+def open_training_source(data_args: DataArguments):
+    """The training benchmark as a stream; its layout is checked and its first example read (fail fast)."""
     source = datasets_scripts.load_benchmark(
         data_args.train_dataset,
         data_args.train_root,
@@ -239,10 +240,13 @@ def build_training_stream(data_args: DataArguments, crop_size: int, seed: int) -
     )
     if next(iter(source), None) is None:
         raise ValueError(f"--train_dataset {data_args.train_dataset} (split {data_args.train_split}) has no examples")
+    return source
+
+
+def build_training_stream(source, paster, data_args: DataArguments, crop_size: int, seed: int) -> TrainingStream:
     transform = TrainTransform(
         crop_size=crop_size, scale_range=(data_args.min_scale, data_args.max_scale), cat_max_ratio=data_args.cat_max_ratio
     )
-    paster = build_object_paster(data_args, seed)
 
     def paste(image, label, generator):
         # the paster is deterministic per integer index: draw it from the example's generator
@@ -324,6 +328,13 @@ def main(argv: list[str] | None = None):
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
     set_seed(training_args.seed)
+    # open every dataset before building the model: layout problems surface in seconds, not after minutes
+    specs: list[BenchmarkSpec] = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
+    train_source = open_training_source(data_args) if training_args.do_train else None
+    paster = build_object_paster(data_args, training_args.seed) if training_args.do_train else None
+    for spec in specs if training_args.do_eval else []:
+        options = synthetic_options(spec.name, data_args)
+        datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
     model = build_model(model_args, training_args.seed)
     processor = TDOSImageProcessor(size_divisor=model.config.clip_config.vision_config.patch_size)
@@ -336,7 +347,7 @@ def main(argv: list[str] | None = None):
     train_dataset = None
     if training_args.do_train:
         crop_size = data_args.crop_size or model.config.crop_size
-        train_dataset = build_training_stream(data_args, crop_size, training_args.seed)
+        train_dataset = build_training_stream(train_source, paster, data_args, crop_size, training_args.seed)
     trainer = TDOSTrainer(
         model=model,
         args=training_args,
@@ -348,7 +359,6 @@ def main(argv: list[str] | None = None):
         check_replicas_in_sync(trainer)
 
     if training_args.do_eval:
-        specs: list[BenchmarkSpec] = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
         results = evaluate_benchmarks(
             trainer.accelerator.unwrap_model(trainer.model),
             processor,

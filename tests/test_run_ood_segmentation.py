@@ -59,8 +59,17 @@ def trained_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    from PIL import Image
+
+    cut_out = Image.new("RGBA", (24, 24), (250, 0, 250, 0))
+    cut_out.paste((250, 0, 250, 255), (4, 4, 20, 20))
+    cut_out.save(objects / "box.png")
+    tmp_path = tmp_path / "run"
     output = run_script(
         *TINY, "--output_dir", str(tmp_path), "--do_train", "--max_steps", "3", "--do_eval",
+        "--ood_objects_folder", str(objects), "--paste_probability", "1.0",
         "--eval_benchmarks", "synthetic", "--max_eval_samples", "3", "--num_overlays", "2",
     )  # fmt: skip
     results = json.loads((tmp_path / "eval_results.json").read_text())
@@ -79,8 +88,6 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
     import tdos  # noqa: F401  (registers the ood-segmentation task)
 
     segmenter = pipeline("ood-segmentation", model=str(tmp_path), device="cpu", trust_remote_code=True)
-    from PIL import Image
-
     prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)))
     assert prediction["anomaly_score"].shape == (64, 128)
 
