@@ -29,7 +29,7 @@ from transformers.models.mask2former.modeling_mask2former import (
 )
 from transformers.utils import ModelOutput, logging
 
-from .configuration_tdos import TDOSConfig
+from .configuration_tdos import ANOMALY_SCORES, INFERENCE_MODES, TDOSConfig
 from .modeling_tdos_rn50 import (
     CLIPResNetTowers,
     TDOSResNetFeaturePyramid,
@@ -123,6 +123,13 @@ def anomaly_score_from_semantic(semantic_map: torch.Tensor, method: str, ood_lab
     if method == "rba":
         return -torch.tanh(semantic_map[:, :ood_label_id]).sum(1)
     raise ValueError(f"unknown anomaly score {method!r}; expected ood_probability, ood_logit or rba")
+
+
+def sliding_window_starts(length: int, crop: int, stride: int) -> list[int]:
+    """Window starts along one side, as mmseg's `slide_inference`: every `stride` pixels, the last one shifted back so
+    that it ends at the border; one window at 0 when the side is not longer than `crop`."""
+    count = max(length - crop + stride - 1, 0) // stride + 1
+    return [max(min(index * stride + crop, length) - crop, 0) for index in range(count)]
 
 
 def reduce_score_map(score_map: torch.Tensor, ood_label_id: int) -> torch.Tensor:
@@ -706,6 +713,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        prompt_embeddings: torch.Tensor | None = None,
         **kwargs,
     ) -> TDOSOutput | tuple:
         r"""
@@ -713,6 +721,10 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             Normalised images ([`TDOSImageProcessor`]); H and W multiples of the patch size.
         labels (`torch.LongTensor` of shape `(batch, H, W)`, *optional*):
             Training targets: class ids `0..K_id-1` (the last is OOD) or 255 (ignored).
+        prompt_embeddings (`torch.FloatTensor` of shape `(K, projection_dim)`, *optional*):
+            The text branch's output `T` from [`~TDOSForOODSegmentation.compute_text_embeddings`], when the caller
+            has computed it already (sliding-window inference passes it to every window batch); computed here
+            otherwise.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self._check_inputs(pixel_values, labels)
@@ -729,7 +741,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         image = self.image_encoder(pixel_values, ood_mask=ood_mask)
         dense, global_embedding = image.dense_embeddings, image.global_embedding
 
-        text = self.compute_text_embeddings()  # (K, C)
+        text = self.compute_text_embeddings() if prompt_embeddings is None else prompt_embeddings  # (K, C)
         batch = pixel_values.shape[0]
         visual_context = torch.cat([global_embedding, dense.flatten(2).transpose(1, 2)], 1)
         text = text.expand(batch, -1, -1)
@@ -770,6 +782,103 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             auxiliary_logits=[{"class_queries_logits": c, "masks_queries_logits": m} for c, m in merged[:-1]],
         )
         return output if return_dict else output.to_tuple()
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict(
+        self,
+        pixel_values: torch.Tensor,
+        inference_mode: str | None = None,
+        anomaly_score: str | None = None,
+        window_batch_size: int = 6,
+    ) -> TDOSOutput:
+        r"""
+        Test-time prediction at the input resolution (METHOD §5.1), without gradients.
+
+        The text branch runs once per call; its embeddings are given to every window batch. In `"slide"` mode the
+        image is cut into `config.crop_size` windows every `config.stride` pixels (the last window of a row or
+        column is shifted back inside the image, and an image side shorter than the crop is one window, as in
+        mmseg's `slide_inference`); windows are run `window_batch_size` at a time, each window's semantic map is
+        resized bilinearly to the window, and overlapping windows are averaged. `"whole"` runs the image at once.
+        Windows (or the whole image) whose sides are not multiples of the patch size (RN50: 32) are zero-padded at the
+        bottom/right (zero is the mean colour after CLIP normalisation) and the padding is cropped off the output.
+        The anomaly score is computed from the averaged semantic map.
+
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch, 3, H, W)`):
+                Normalised images ([`TDOSImageProcessor`]); any H, W.
+            inference_mode (`str`, *optional*):
+                `"slide"` or `"whole"`; defaults to `config.inference_mode`.
+            anomaly_score (`str`, *optional*):
+                `"ood_probability"`, `"ood_logit"` or `"rba"`; defaults to `config.anomaly_score`.
+            window_batch_size (`int`, *optional*, defaults to 6):
+                Windows per forward pass in `"slide"` mode (bounds memory; 6 keeps a 2048x1024 image at ViT-B/16
+                dimensions under 4 GB on the CPU).
+
+        Returns:
+            [`TDOSOutput`] with `semantic_map` `(batch, K_id, H, W)` (float32) and `anomaly_score` `(batch, H, W)`.
+        """
+        mode = inference_mode if inference_mode is not None else self.config.inference_mode
+        method = anomaly_score if anomaly_score is not None else self.config.anomaly_score
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {mode!r}")
+        if method not in ANOMALY_SCORES:
+            raise ValueError(f"anomaly_score must be one of {ANOMALY_SCORES}, got {method!r}")
+        if window_batch_size < 1:
+            raise ValueError(f"window_batch_size must be >= 1, got {window_batch_size}")
+        channels = self.config.clip_config.vision_config.num_channels
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != channels:
+            raise ValueError(f"pixel_values must have shape (batch, {channels}, H, W), got {tuple(pixel_values.shape)}")
+        prompt_embeddings = self.compute_text_embeddings()
+        if mode == "whole":
+            semantic_map = self._semantic_map_at_input_size(pixel_values, prompt_embeddings)
+        else:
+            semantic_map = self._slide_semantic_map(pixel_values, prompt_embeddings, window_batch_size)
+        return TDOSOutput(
+            semantic_map=semantic_map,
+            anomaly_score=anomaly_score_from_semantic(semantic_map, method, self.config.ood_label_id),
+        )
+
+    def _semantic_map_at_input_size(self, pixel_values: torch.Tensor, prompt_embeddings: torch.Tensor) -> torch.Tensor:
+        """Semantic map `(N, K_id, h, w)` (float32) of images `(N, 3, h, w)` of any size: padded to the input stride,
+        run through `forward`, resized bilinearly to the padded size and cropped back."""
+        height, width = pixel_values.shape[-2:]
+        stride = self.config.input_stride  # the patch size (ViT) or 32 (RN50)
+        padded_height = max(math.ceil(height / stride), 2) * stride
+        padded_width = max(math.ceil(width / stride), 2) * stride
+        padded = F.pad(pixel_values, (0, padded_width - width, 0, padded_height - height))
+        semantic_map = self(padded, prompt_embeddings=prompt_embeddings, return_dict=True).semantic_map
+        semantic_map = F.interpolate(
+            semantic_map.float(), size=(padded_height, padded_width), mode="bilinear", align_corners=False
+        )
+        return semantic_map[..., :height, :width]
+
+    def _slide_semantic_map(
+        self, pixel_values: torch.Tensor, prompt_embeddings: torch.Tensor, window_batch_size: int
+    ) -> torch.Tensor:
+        """Overlap-averaged semantic map `(batch, K_id, H, W)` of sliding windows batched across images."""
+        batch, _, height, width = pixel_values.shape
+        crop, stride = self.config.crop_size, self.config.stride
+        windows = [
+            (top, left)
+            for top in sliding_window_starts(height, crop, stride)
+            for left in sliding_window_starts(width, crop, stride)
+        ]
+        crop_height, crop_width = min(crop, height), min(crop, width)
+        jobs = [(image, top, left) for image in range(batch) for top, left in windows]
+        semantic_map = pixel_values.new_zeros(batch, self.config.num_id_classes, height, width, dtype=torch.float32)
+        counts = pixel_values.new_zeros(height, width, dtype=torch.float32)
+        for top, left in windows:
+            counts[top : top + crop_height, left : left + crop_width] += 1
+        for start in range(0, len(jobs), window_batch_size):
+            chunk = jobs[start : start + window_batch_size]
+            crops = torch.stack(
+                [pixel_values[i, :, top : top + crop_height, left : left + crop_width] for i, top, left in chunk]
+            )
+            window_maps = self._semantic_map_at_input_size(crops, prompt_embeddings)
+            for (image, top, left), window_map in zip(chunk, window_maps):
+                semantic_map[image, :, top : top + crop_height, left : left + crop_width] += window_map
+        return semantic_map / counts
 
     # ------------------------------------------------------------------ losses
     def identity_targets(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -292,3 +292,15 @@ def test_presets():
     assert vit.backbone == "clip-vit" and (vit.feature_pyramid_channels, vit.input_stride) == (768, 16)
     reloaded = TDOSConfig.from_dict(TDOSConfig.from_preset("tiny-rn50").to_dict())
     assert (reloaded.backbone, reloaded.resnet_layers, reloaded.resnet_width) == ("clip-rn50", [1, 1, 1, 1], 8)
+
+
+def test_predict_pads_to_the_resnet_stride(rn50_model):
+    """Sliding-window and whole-image prediction at sizes that are not multiples of 32."""
+    rn50_model.eval()
+    pixel_values = torch.randn(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    slide = rn50_model.predict(pixel_values, inference_mode="slide")
+    whole = rn50_model.predict(pixel_values, inference_mode="whole")
+    assert slide.semantic_map.shape == (1, 20, 40, 56)
+    torch.testing.assert_close(slide.semantic_map, whole.semantic_map)
+    large = rn50_model.predict(torch.randn(1, 3, 70, 150), inference_mode="slide")
+    assert large.anomaly_score.shape == (1, 70, 150) and torch.isfinite(large.anomaly_score).all()

@@ -1,0 +1,234 @@
+"""Training-side pieces of `run_ood_segmentation.py`: the METHOD §4.5 augmentation, the training stream that feeds
+the `Trainer`, the batch collator, a `Trainer` with TDOS's parameter groups, and checkpoint discovery.
+
+Every random decision of the data pipeline is drawn from a generator seeded by `(seed, epoch, example id)`, never
+from the global RNG. Data order and augmentation therefore do not depend on worker count or on how many batches were
+skipped when a run resumes, and a resumed run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from torch.utils.data import IterableDataset
+from transformers import Trainer
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = 255
+
+
+def example_generator(seed: int, epoch: int, example_id: str) -> torch.Generator:
+    """A generator owned by one example in one epoch (stable across processes, workers and resumption)."""
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{epoch}/{example_id}".encode()))
+
+
+def _uniform(generator: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * torch.rand((), generator=generator).item()
+
+
+def _coin(generator: torch.Generator, probability: float) -> bool:
+    return torch.rand((), generator=generator).item() < probability
+
+
+@dataclass
+class TrainTransform:
+    """
+    The training augmentation of METHOD §4.5 on torchvision's functional ops (images and masks):
+
+    random keep-ratio rescale by a factor in `scale_range` (bilinear for the image, nearest for the label) →
+    random `crop_size` crop whose most frequent class covers at most `cat_max_ratio` of the labelled pixels (up to
+    10 tries, as mmseg's `RandomCrop`) → horizontal flip with `flip_probability` → photometric distortion (each of
+    brightness, contrast, saturation, hue applied with probability 0.5, in mmseg's ranges; torchvision's
+    brightness is multiplicative, so mmseg's ±32 additive delta becomes a factor in [1 - 32/255, 1 + 32/255]) →
+    pad to the crop (image 0, label 255) → CLIP normalisation.
+
+    Call with a uint8 `(H, W, 3)` image, a uint8 `(H, W)` trainId label and a `torch.Generator`; returns
+    `pixel_values` `(3, crop, crop)` float32 and `labels` `(crop, crop)` int64.
+    """
+
+    crop_size: int = 512
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    cat_max_ratio: float = 0.75
+    flip_probability: float = 0.5
+    photometric_distortion: bool = True
+    mean: tuple[float, ...] = tuple(OPENAI_CLIP_MEAN)
+    std: tuple[float, ...] = tuple(OPENAI_CLIP_STD)
+
+    def __post_init__(self):
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise ValueError(f"scale_range must be 0 < low <= high, got {self.scale_range}")
+        if self.crop_size <= 0:
+            raise ValueError(f"crop_size must be positive, got {self.crop_size}")
+
+    def rescale(self, image: torch.Tensor, label: torch.Tensor, generator: torch.Generator):
+        ratio = _uniform(generator, *self.scale_range)
+        height, width = image.shape[-2:]
+        size = [max(1, round(height * ratio)), max(1, round(width * ratio))]
+        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        label = TF.resize(label, size, interpolation=TF.InterpolationMode.NEAREST)
+        return image, label
+
+    def crop_box(self, label: torch.Tensor, generator: torch.Generator) -> tuple[int, int]:
+        height, width = label.shape[-2:]
+        top = left = 0
+        for _ in range(10):
+            top = int(torch.randint(0, max(height - self.crop_size, 0) + 1, (), generator=generator))
+            left = int(torch.randint(0, max(width - self.crop_size, 0) + 1, (), generator=generator))
+            window = label[..., top : top + self.crop_size, left : left + self.crop_size]
+            counts = torch.bincount(window[window != IGNORE_INDEX].flatten().long())
+            if self.cat_max_ratio >= 1.0 or (counts > 0).sum() > 1 and counts.max() < self.cat_max_ratio * counts.sum():
+                break
+        return top, left
+
+    def photometric(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if _coin(generator, 0.5):
+            image = TF.adjust_brightness(image, _uniform(generator, 1 - 32 / 255, 1 + 32 / 255))
+        if _coin(generator, 0.5):
+            image = TF.adjust_contrast(image, _uniform(generator, 0.5, 1.5))
+        if _coin(generator, 0.5):
+            image = TF.adjust_saturation(image, _uniform(generator, 0.5, 1.5))
+        if _coin(generator, 0.5):
+            image = TF.adjust_hue(image, _uniform(generator, -18 / 180, 18 / 180))
+        return image
+
+    def __call__(self, image: np.ndarray, label: np.ndarray, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)  # (3, H, W) uint8
+        label = torch.from_numpy(np.ascontiguousarray(label))[None]  # (1, H, W) uint8
+        image, label = self.rescale(image, label, generator)
+        top, left = self.crop_box(label, generator)
+        image = image[:, top : top + self.crop_size, left : left + self.crop_size]
+        label = label[:, top : top + self.crop_size, left : left + self.crop_size]
+        if _coin(generator, self.flip_probability):
+            image, label = TF.horizontal_flip(image), TF.horizontal_flip(label)
+        if self.photometric_distortion:
+            image = self.photometric(image, generator)
+        pad = [0, 0, self.crop_size - image.shape[-1], self.crop_size - image.shape[-2]]
+        image = TF.pad(image, pad, fill=0)
+        label = TF.pad(label, pad, fill=IGNORE_INDEX)
+        pixel_values = TF.normalize(image.float() / 255.0, list(self.mean), list(self.std))
+        return {"pixel_values": pixel_values, "labels": label[0].long()}
+
+
+class TrainingStream(IterableDataset):
+    """
+    An endless training stream over a `datasets.IterableDataset` of `{"image", "label", "id"}` examples: epoch after
+    epoch (re-shuffled with `seed + epoch` when `shuffle_buffer` > 0), each example optionally passed through
+    `paste_objects(image, label, generator)` (outlier exposure) and then `transform(image, label, generator)`.
+    `Trainer` stops it at `max_steps`. Worker sharding is done by the underlying `datasets.IterableDataset` (one
+    shard per file), so give the source at least as many shards as data-loader workers.
+    """
+
+    def __init__(
+        self,
+        source,
+        transform: TrainTransform,
+        seed: int = 0,
+        shuffle_buffer: int = 0,
+        paste_objects: Callable | None = None,
+    ):
+        self.source = source
+        self.transform = transform
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.paste_objects = paste_objects
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def _epoch_source(self, epoch: int):
+        if self.shuffle_buffer > 0:
+            return self.source.shuffle(seed=self.seed + epoch, buffer_size=self.shuffle_buffer)
+        return self.source
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        epoch = self.epoch
+        while True:
+            empty = True
+            for example in self._epoch_source(epoch):
+                empty = False
+                generator = example_generator(self.seed, epoch, example["id"])
+                image = np.array(example["image"].convert("RGB"))  # writable copies: pasting edits them
+                label = np.array(example["label"])
+                if label.ndim != 2 or label.shape != image.shape[:2]:
+                    raise ValueError(
+                        f"example {example['id']!r}: label shape {label.shape} does not match image {image.shape[:2]}"
+                    )
+                if self.paste_objects is not None:
+                    image, label = self.paste_objects(image, label, generator)
+                yield self.transform(image, label, generator)
+            if empty:
+                raise ValueError("the training dataset yielded no examples")
+            epoch += 1
+
+
+def collate_segmentation_batch(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {
+        "pixel_values": torch.stack([example["pixel_values"] for example in examples]),
+        "labels": torch.stack([example["labels"] for example in examples]),
+    }
+
+
+class TDOSTrainer(Trainer):
+    """`Trainer` with TDOS's per-module parameter groups (METHOD §4.3) and a log of every loss term."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loss_terms: dict[str, list[float]] = {}
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            model = self.model if model is None else model
+            groups = model.get_parameter_groups(self.args.learning_rate, self.args.weight_decay)
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        if model.training:
+            for name, value in outputs.loss_dict.items():
+                self._loss_terms.setdefault(name, []).append(value.detach().float().item())
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs):
+        if "loss" in logs and self._loss_terms:
+            for name, values in self._loss_terms.items():
+                if not name.startswith("d"):  # deep-supervision terms stay out of the log line
+                    logs[name] = round(sum(values) / len(values), 4)
+            self._loss_terms = {}
+        super().log(logs, *args, **kwargs)
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """
+    The newest `checkpoint-N` folder of `output_dir` that was written completely. `Trainer` writes
+    `trainer_state.json` last, so a folder without a readable one (a run killed while saving) is skipped with a warning.
+    """
+    found = []
+    for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if not step.isdigit():
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning(f"ignoring incomplete checkpoint {path} (no readable trainer_state.json)")
+            continue
+        found.append((int(step), path))
+    return max(found)[1] if found else None
+
