@@ -954,6 +954,8 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         """`w_mse * MSE(g, g0) + w_cos * mean(1 - cos(g, g0))`, `g0` from the frozen reference tower on the
         unaugmented image. With the image tower frozen it is exactly 0: the query-noise augmentation only changes
         the outputs of OOD tokens, never the class token, so `g == g0` (the release logged a term without gradient).
+        The RN50 layer1 augmentation does change `g`, but through frozen weights only, so the term has no gradient
+        there either and is reported as 0 too.
         """
         if not self.config.train_image_tower:
             return global_embedding.new_zeros((), dtype=torch.float32)
