@@ -4,9 +4,11 @@ Compares, in one run:
   * a forward pass whose text branch is cached (inference) vs recomputed (training-style), for fp32 and bf16
     autocast: time, FLOPs (torch.utils.flop_counter) and achieved FLOP/s next to a measured matmul ceiling;
   * the text branch's share of a full forward;
-  * one training step of the `tiny` preset (time, peak RSS of a fresh process).
+  * one training step of the `tiny` / `tiny-rn50` presets (time, peak RSS of a fresh process).
 
-Usage: python benchmarks/bench_forward.py [--presets tdos-vit-b16 ...] [--size 512] [--repeats 3]
+Both backbones by default: CLIP ViT-B/16 (`tdos-vit-b16`) and CLIP RN50 (`tdos-rn50`, timm trunk).
+
+Usage: python benchmarks/bench_forward.py [--presets tdos-vit-b16 tdos-rn50] [--size 512] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -96,12 +98,15 @@ def bench_preset(preset: str, size: int, repeats: int) -> list[dict]:
 
 
 TRAIN_STEP = """
-import json, resource, statistics, time, torch
+import json, resource, statistics, sys, time, torch
 from tdos import TDOSConfig, TDOSForOODSegmentation
-from tdos.random_clip import random_clip
+from tdos.random_clip import random_clip, random_clip_resnet
 import_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-config = TDOSConfig.from_preset("tiny")
-clip, tokenizer = random_clip(config.clip_config)
+config = TDOSConfig.from_preset(sys.argv[1])
+if config.backbone == "clip-rn50":
+    clip, tokenizer = random_clip_resnet(config.clip_config, config.resnet_layers, config.resnet_width)
+else:
+    clip, tokenizer = random_clip(config.clip_config)
 bands = [[f"word{i}x{j}" for j in range(4)] for i in range(50)]
 model = TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config).train()
 optimizer = torch.optim.AdamW(model.get_parameter_groups(1e-4, 1e-5))
@@ -120,14 +125,14 @@ print(json.dumps({"step_s": statistics.median(times[2:]), "import_rss_mb": impor
 """
 
 
-def bench_tiny_training_step() -> dict:
-    result = subprocess.run([sys.executable, "-c", TRAIN_STEP], capture_output=True, text=True, check=True)
+def bench_tiny_training_step(preset: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", TRAIN_STEP, preset], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tdos-vit-b16"])
+    parser.add_argument("--presets", nargs="+", default=["tdos-vit-b16", "tdos-rn50"])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
@@ -153,13 +158,15 @@ def main(argv=None):
                 f"{row['cached_gflop']:.0f} / {row['recomputed_gflop']:.0f} | {row['cached_gflops_per_s']:.1f} | "
                 f"{row['cached_gflops_per_s'] * 1e9 / ceiling:.0%} |"
             )
-    step = bench_tiny_training_step()
     print()
     print(
-        f"tiny preset training step (batch 2 x 64x128, forward + backward + AdamW): {step['step_s'] * 1000:.0f} ms, "
-        f"peak RSS of the process {step['peak_rss_mb']:.0f} MB, of which {step['import_rss_mb']:.0f} MB after importing "
-        "torch/transformers (before the model exists)"
+        "| tiny preset | training step, batch 2 x 64x128, forward + backward + AdamW (ms) | peak RSS of the process (MB) "
+        "| of which after importing torch/transformers, before the model exists (MB) |"
     )
+    print("|---|---|---|---|")
+    for preset in ("tiny", "tiny-rn50"):
+        step = bench_tiny_training_step(preset)
+        print(f"| {preset} | {step['step_s'] * 1000:.0f} | {step['peak_rss_mb']:.0f} | {step['import_rss_mb']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ CITYSCAPES_CLASSES = (
 OOD_CLASS = "ood"
 ANOMALY_SCORES = ("ood_probability", "ood_logit", "rba")
 INFERENCE_MODES = ("slide", "whole")
+BACKBONES = ("clip-vit", "clip-rn50")
+RESNET_STRIDE = 32  # CLIP ModifiedResNet: stride of layer4 and of the attention-pool tokens
 
 
 def _scaled_feature_layers(num_layers: int) -> list[int]:
@@ -41,7 +43,28 @@ class TDOSConfig(PreTrainedConfig):
         clip_config (`dict` or [`CLIPConfig`], *optional*):
             Configuration of the CLIP image and text towers (ViT-B/16 dimensions by default). The vision
             `image_size` is the training crop size: the CLIP position grid is resized to it once when the model is
-            created from CLIP weights, and bilinearly to the token grid of every input.
+            created from CLIP weights, and bilinearly to the token grid of every input. With `backbone="clip-rn50"`
+            only `text_config` and `projection_dim` are used (the image tower is described by the `resnet_*`
+            arguments).
+        backbone (`str`, *optional*, defaults to `"clip-vit"`):
+            CLIP image tower: `"clip-vit"` (transformers' `CLIPVisionModel`, simple FPN on four layer taps) or
+            `"clip-rn50"` (timm's `resnet50_clip` ModifiedResNet trunk, v-v attention-pool embeddings, score map
+            concatenated to layer4, FPN neck; needs `timm`).
+        resnet_layers (`list[int]`, *optional*, defaults to `[3, 4, 6, 3]`):
+            Bottleneck blocks of the four ResNet stages (`clip-rn50` only).
+        resnet_width (`int`, *optional*, defaults to 64):
+            ResNet base width (`clip-rn50` only): the stem ends with `width` channels, layer1..4 output `4, 8, 16, 32`
+            times `width` channels and the attention pool has `32 * width / 64` heads. A multiple of 8.
+        resnet_neck_hidden_size (`int`, *optional*, defaults to 768):
+            Output channels of the FPN neck on layer1..4 (`clip-rn50` only).
+        resnet_noise_scale (`float`, *optional*, defaults to 1e-4):
+            Scale of the Gaussian noise added to the in-distribution pixels of layer1, relative to their channel
+            standard deviation (`clip-rn50` OOD augmentation).
+        resnet_style_mix (`float`, *optional*, defaults to 0.2):
+            Weight of the AdaIN-stylised features (toward in-distribution statistics) on OOD pixels of layer1
+            (`clip-rn50` OOD augmentation).
+        resnet_style_probability (`float`, *optional*, defaults to 0.5):
+            Probability that an augmented forward pass also applies the AdaIN style mix (one draw per batch).
         id2label (`dict[int, str]`, *optional*):
             The `K_id` in-distribution-side classes; the last one is the OOD class. Defaults to the 19 Cityscapes
             trainId classes followed by `"ood"` (trainId 19).
@@ -109,9 +132,10 @@ class TDOSConfig(PreTrainedConfig):
         visual_regularization_cosine_weight (`float`, *optional*, defaults to 2.0):
             Weight of the cosine distance of the same pair.
         ood_augmentation (`bool`, *optional*, defaults to `True`):
-            OOD semantic augmentation in training: noise on the attention queries of OOD tokens in the last block of
-            the image tower, mixed in by the OOD mask (the corrected reading of the paper; the released ViT version
-            is a no-op).
+            OOD semantic augmentation in training. ViT: noise on the attention queries of OOD tokens in the last
+            block of the image tower, mixed in by the OOD mask (the corrected reading of the paper; the released ViT
+            version is a no-op). RN50: noise on in-distribution pixels and AdaIN toward in-distribution statistics on
+            OOD pixels of layer1 (see `resnet_*`).
         ood_augmentation_probability (`float`, *optional*, defaults to 0.5):
             Probability that a training forward pass is augmented (one draw per batch).
         ood_augmentation_strength (`float`, *optional*, defaults to 1.0):
@@ -136,13 +160,23 @@ class TDOSConfig(PreTrainedConfig):
 
     Deviations from the released code (all documented in the project's METHOD notes): prompts are assembled with
     positional embeddings and the end-of-text index shifted past the context (the release ignored class names);
-    the ViT simple FPN is trained (the release froze its random layers); frozen CLIP towers run in eval mode.
+    the ViT simple FPN is trained (the release froze its random layers); frozen CLIP towers run in eval mode. RN50:
+    the in-distribution standard deviation of the augmentation is the true masked one (the release also summed
+    `mu^2` for every masked-out pixel, inflating it), and the attention-pool positional grid is resized to the
+    actual (possibly non-square) feature map (the release resized it to a `sqrt(N)` square).
     """
 
     model_type = "tdos"
     sub_configs_defaults = {"clip_config": CLIPConfig}
 
     clip_config: dict | CLIPConfig | None = None
+    backbone: str = "clip-vit"
+    resnet_layers: list[int] | None = None
+    resnet_width: int = 64
+    resnet_neck_hidden_size: int = 768
+    resnet_noise_scale: float = 1e-4
+    resnet_style_mix: float = 0.2
+    resnet_style_probability: float = 0.5
     num_ood_prompts: int = 50
     prompt_context_length: int = 20
     text_context_length: int = 40
@@ -192,6 +226,8 @@ class TDOSConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.vision_feature_layers is None:
             self.vision_feature_layers = _scaled_feature_layers(self.clip_config.vision_config.num_hidden_layers)
+        if self.resnet_layers is None:
+            self.resnet_layers = [3, 4, 6, 3]
         self.validate_tdos()
 
     @property
@@ -218,9 +254,21 @@ class TDOSConfig(PreTrainedConfig):
     def projection_dim(self) -> int:
         return self.clip_config.projection_dim
 
+    @property
+    def input_stride(self) -> int:
+        """Stride of the coarsest image-tower map: image sides must be multiples of it (ViT: the patch size)."""
+        return RESNET_STRIDE if self.backbone == "clip-rn50" else self.clip_config.vision_config.patch_size
+
+    @property
+    def feature_pyramid_channels(self) -> int:
+        """Channels of the four maps fed to the pixel decoder (ViT: the tower width; RN50: the FPN neck width)."""
+        if self.backbone == "clip-rn50":
+            return self.resnet_neck_hidden_size
+        return self.clip_config.vision_config.hidden_size
+
     def validate_tdos(self):
         """Checks that the arguments fit together; raises `ValueError` naming the offending values."""
-        vision, text = self.clip_config.vision_config, self.clip_config.text_config
+        text = self.clip_config.text_config
         if self.num_id_classes < 2:
             raise ValueError(f"id2label needs at least one in-distribution class and the OOD class, got {self.id2label}")
         if sorted(self.id2label) != list(range(self.num_id_classes)):
@@ -239,17 +287,14 @@ class TDOSConfig(PreTrainedConfig):
             )
         if "{}" not in self.anchor_template:
             raise ValueError(f"anchor_template must contain '{{}}' for the class name, got {self.anchor_template!r}")
-        if len(self.vision_feature_layers) != 4 or not all(
-            0 <= layer < vision.num_hidden_layers for layer in self.vision_feature_layers
-        ):
-            raise ValueError(
-                f"vision_feature_layers must be 4 layer indices in [0, {vision.num_hidden_layers - 1}], got "
-                f"{self.vision_feature_layers}"
-            )
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.backbone == "clip-rn50":
+            self._validate_resnet()
+        else:
+            self._validate_vit()
         if self.hidden_dim % 32:
             raise ValueError(f"hidden_dim must be a multiple of 32 (GroupNorm with 32 groups), got {self.hidden_dim}")
-        if vision.hidden_size % 32:
-            raise ValueError(f"the image tower width must be a multiple of 32, got {vision.hidden_size}")
         for name, dim, heads in (
             ("context_decoder", self.context_decoder_hidden_size, self.context_decoder_num_heads),
             ("pixel_decoder", self.hidden_dim, self.pixel_decoder_num_heads),
@@ -270,15 +315,42 @@ class TDOSConfig(PreTrainedConfig):
             raise ValueError(f"anomaly_score must be one of {ANOMALY_SCORES}, got {self.anomaly_score!r}")
         if self.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {self.inference_mode!r}")
-        patch = vision.patch_size
-        if self.crop_size < patch or self.crop_size % patch:
-            raise ValueError(f"crop_size ({self.crop_size}) must be a positive multiple of the patch size ({patch})")
+        stride = self.input_stride
+        if self.crop_size < stride or self.crop_size % stride:
+            name = "ResNet stride" if self.backbone == "clip-rn50" else "patch size"
+            raise ValueError(f"crop_size ({self.crop_size}) must be a positive multiple of the {name} ({stride})")
         if not 0 < self.stride <= self.crop_size:
             raise ValueError(f"stride must be in (0, crop_size={self.crop_size}], got {self.stride}")
 
+    def _validate_vit(self):
+        vision = self.clip_config.vision_config
+        if len(self.vision_feature_layers) != 4 or not all(
+            0 <= layer < vision.num_hidden_layers for layer in self.vision_feature_layers
+        ):
+            raise ValueError(
+                f"vision_feature_layers must be 4 layer indices in [0, {vision.num_hidden_layers - 1}], got "
+                f"{self.vision_feature_layers}"
+            )
+        if vision.hidden_size % 32:
+            raise ValueError(f"the image tower width must be a multiple of 32, got {vision.hidden_size}")
+
+    def _validate_resnet(self):
+        if len(self.resnet_layers) != 4 or not all(isinstance(n, int) and n >= 1 for n in self.resnet_layers):
+            raise ValueError(f"resnet_layers must be 4 positive block counts, got {self.resnet_layers}")
+        if self.resnet_width < 8 or self.resnet_width % 8:
+            raise ValueError(f"resnet_width must be a positive multiple of 8, got {self.resnet_width}")
+        if self.resnet_neck_hidden_size < 1:
+            raise ValueError(f"resnet_neck_hidden_size must be >= 1, got {self.resnet_neck_hidden_size}")
+        if self.resnet_noise_scale < 0:
+            raise ValueError(f"resnet_noise_scale must be >= 0, got {self.resnet_noise_scale}")
+        for name in ("resnet_style_mix", "resnet_style_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
     @classmethod
     def from_preset(cls, name: str, **overrides) -> TDOSConfig:
-        """A named configuration: `"tdos-vit-b16"` (the paper's dimensions) or `"tiny"` (tests and the CPU demo)."""
+        """A named configuration: `"tdos-vit-b16"` / `"tdos-rn50"` (the paper's dimensions) or `"tiny"` / `"tiny-rn50"`
+        (tests and the CPU demo)."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
         kwargs = copy.deepcopy(PRESETS[name])
@@ -316,8 +388,14 @@ TINY_CLIP = {
     },
 }  # fmt: skip
 
+# CLIP RN50: the text tower is ViT-B/16's (width 512, 12 layers) with a 512 -> 1024 projection; the image tower is
+# described by the `resnet_*` fields (the ViT vision config is unused).
+RN50_CLIP = {"projection_dim": 1024, "text_config": {**VIT_B16_CLIP["text_config"], "projection_dim": 1024}}
+TINY_RN50_CLIP = {"projection_dim": 32, "text_config": TINY_CLIP["text_config"]}
+
 PRESETS = {
     "tdos-vit-b16": {"clip_config": VIT_B16_CLIP},
+    "tdos-rn50": {"clip_config": RN50_CLIP, "backbone": "clip-rn50"},
     "tiny": {
         "clip_config": TINY_CLIP,
         "num_ood_prompts": 8,
@@ -337,6 +415,14 @@ PRESETS = {
         "crop_size": 64,
         "stride": 48,
     },
+}
+PRESETS["tiny-rn50"] = {
+    **PRESETS["tiny"],
+    "clip_config": TINY_RN50_CLIP,
+    "backbone": "clip-rn50",
+    "resnet_layers": [1, 1, 1, 1],
+    "resnet_width": 8,
+    "resnet_neck_hidden_size": 32,
 }
 
 __all__ = ["TDOSConfig", "CITYSCAPES_CLASSES", "OOD_CLASS"]

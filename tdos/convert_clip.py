@@ -1,5 +1,8 @@
 """Convert OpenAI CLIP ViT checkpoints (`CLIP-ViT-B-16.pt`, ...) into a transformers `CLIPModel` folder.
 
+ResNet checkpoints (`RN50.pt`, ...) are recognised and converted by `tdos.convert_clip_rn50` into a timm trunk plus a
+transformers `CLIPTextModelWithProjection` (see there); the command line is the same.
+
 OpenAI distributes CLIP as TorchScript archives; training code often stores plain state dicts saved with
 `torch.save`. Both are read without executing pickled Python code: TorchScript archives with
 `torch.jit.load(map_location="cpu")`, plain checkpoints with `torch.load(weights_only=True)`.
@@ -129,63 +132,40 @@ def _num_heads(width: int, tower: str) -> int:
     return width // HEAD_WIDTH
 
 
-def _require(state_dict: Mapping[str, torch.Tensor], *keys: str) -> None:
+def _require(state_dict: Mapping[str, torch.Tensor], *keys: str, architecture: str = "ViT") -> None:
     missing = [key for key in keys if key not in state_dict]
     if missing:
-        raise CheckpointError(f"Not an OpenAI CLIP ViT state dict: missing keys {missing}.")
+        raise CheckpointError(f"Not an OpenAI CLIP {architecture} state dict: missing keys {missing}.")
 
 
-def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig:
+def is_resnet_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """Whether the state dict is an OpenAI CLIP ResNet (ModifiedResNet: `visual.layer1.*` / `visual.attnpool.*`)."""
+    return any(key.startswith(("visual.layer1.", "visual.attnpool.")) for key in state_dict)
+
+
+def text_config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict:
     """
-    Infer a `CLIPConfig` from the tensor shapes of an OpenAI CLIP ViT state dict.
+    The `CLIPTextConfig` arguments of the text tower of an OpenAI CLIP state dict (ViT or ResNet), from its shapes.
 
-    Heads are `width // 64` in both towers (OpenAI's convention), the activation is QuickGELU and the layer norms
-    use eps 1e-5. The text model's `eos_token_id` is the last vocabulary id (OpenAI's `<|endoftext|>`), so its
-    pooling picks the same token as OpenAI's `argmax` over token ids.
-
-    Raises:
-        `NotImplementedError`: for ResNet (RN50, ...) checkpoints.
-        `CheckpointError`: when a key needed to infer the architecture is missing or a shape is inconsistent.
+    Heads are `width // 64`, the activation is QuickGELU and the layer norms use eps 1e-5. `eos_token_id` is the
+    last vocabulary id (OpenAI's `<|endoftext|>`), so pooling picks the same token as OpenAI's `argmax` over ids.
     """
-    if any(key.startswith(("visual.layer1.", "visual.attnpool.")) for key in state_dict):
-        raise NotImplementedError(
-            "This is an RN50-style (ModifiedResNet) CLIP checkpoint (it has visual.layer1 / visual.attnpool keys); "
-            "only ViT checkpoints can be converted so far."
-        )
     _require(
         state_dict,
-        "visual.conv1.weight",
-        "visual.positional_embedding",
-        "visual.proj",
-        "visual.transformer.resblocks.0.mlp.c_fc.weight",
         "token_embedding.weight",
         "positional_embedding",
         "ln_final.weight",
         "text_projection",
         "transformer.resblocks.0.mlp.c_fc.weight",
+        architecture="text tower",
     )
-
-    vision_width, num_channels, patch_size, _ = state_dict["visual.conv1.weight"].shape
-    num_positions = state_dict["visual.positional_embedding"].shape[0]
-    grid_size = round((num_positions - 1) ** 0.5)
-    if grid_size**2 + 1 != num_positions:
-        raise CheckpointError(
-            f"visual.positional_embedding has {num_positions} rows; expected 1 + a square number of patches."
-        )
-    projection_dim = state_dict["text_projection"].shape[1]
-    if state_dict["visual.proj"].shape[1] != projection_dim:
-        raise CheckpointError(
-            f"visual.proj projects to {state_dict['visual.proj'].shape[1]} dims but text_projection to "
-            f"{projection_dim}; a CLIPModel needs one projection dimension."
-        )
     text_width = state_dict["ln_final.weight"].shape[0]
     vocab_size = state_dict["token_embedding.weight"].shape[0]
-
-    text_config = {
+    return {
         "vocab_size": vocab_size,
         "hidden_size": text_width,
         "intermediate_size": state_dict["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-        "projection_dim": projection_dim,
+        "projection_dim": state_dict["text_projection"].shape[1],
         "num_hidden_layers": _num_layers(state_dict, ""),
         "num_attention_heads": _num_heads(text_width, "text"),
         "max_position_embeddings": state_dict["positional_embedding"].shape[0],
@@ -195,6 +175,46 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLI
         "eos_token_id": vocab_size - 1,
         "pad_token_id": vocab_size - 1,
     }
+
+
+def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLIPConfig:
+    """
+    Infer a `CLIPConfig` from the tensor shapes of an OpenAI CLIP ViT state dict.
+
+    Heads are `width // 64` in both towers (OpenAI's convention), the activation is QuickGELU and the layer norms
+    use eps 1e-5; the text tower is described by [`text_config_from_openai_state_dict`].
+
+    Raises:
+        `CheckpointError`: for ResNet (RN50, ...) state dicts (see `tdos.convert_clip_rn50`), when a key needed to
+        infer the architecture is missing or a shape is inconsistent.
+    """
+    if is_resnet_state_dict(state_dict):
+        raise CheckpointError(
+            "This is a ResNet (ModifiedResNet) CLIP state dict (it has visual.layer1 / visual.attnpool keys); convert "
+            "it with tdos.convert_clip_rn50 (convert_openai_clip does so automatically)."
+        )
+    _require(
+        state_dict,
+        "visual.conv1.weight",
+        "visual.positional_embedding",
+        "visual.proj",
+        "visual.transformer.resblocks.0.mlp.c_fc.weight",
+    )
+    text_config = text_config_from_openai_state_dict(state_dict)
+
+    vision_width, num_channels, patch_size, _ = state_dict["visual.conv1.weight"].shape
+    num_positions = state_dict["visual.positional_embedding"].shape[0]
+    grid_size = round((num_positions - 1) ** 0.5)
+    if grid_size**2 + 1 != num_positions:
+        raise CheckpointError(
+            f"visual.positional_embedding has {num_positions} rows; expected 1 + a square number of patches."
+        )
+    projection_dim = text_config["projection_dim"]
+    if state_dict["visual.proj"].shape[1] != projection_dim:
+        raise CheckpointError(
+            f"visual.proj projects to {state_dict['visual.proj'].shape[1]} dims but text_projection to "
+            f"{projection_dim}; a CLIPModel needs one projection dimension."
+        )
     vision_config = {
         "hidden_size": vision_width,
         "intermediate_size": state_dict["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
@@ -210,47 +230,74 @@ def config_from_openai_state_dict(state_dict: Mapping[str, torch.Tensor]) -> CLI
     return CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
 
 
-def _key_mapping(config: CLIPConfig) -> tuple[dict[str, str], dict[str, str]]:
+def _add_block_keys(
+    renames: dict[str, str], splits: dict[str, str], old_blocks: str, new_layers: str, num_layers: int
+) -> None:
+    """Adds the key names of `num_layers` residual attention blocks (`old_blocks.i` -> `new_layers.i`)."""
+    for index in range(num_layers):
+        old, new = f"{old_blocks}.{index}", f"{new_layers}.{index}"
+        for param in ("weight", "bias"):
+            splits[f"{old}.attn.in_proj_{param}"] = f"{new}.self_attn.{{}}_proj.{param}"
+            for old_module, new_module in (
+                ("attn.out_proj", "self_attn.out_proj"),
+                ("ln_1", "layer_norm1"),
+                ("ln_2", "layer_norm2"),
+                ("mlp.c_fc", "mlp.fc1"),
+                ("mlp.c_proj", "mlp.fc2"),
+            ):
+                renames[f"{old}.{old_module}.{param}"] = f"{new}.{new_module}.{param}"
+
+
+def text_key_mapping(num_layers: int) -> tuple[dict[str, str], dict[str, str]]:
     """
-    OpenAI -> transformers key names.
+    OpenAI -> transformers key names of the text tower and its projection (`CLIPModel` and
+    `CLIPTextModelWithProjection` share them).
 
     Returns:
-        `(renames, splits)`: `renames` maps each OpenAI key to its `CLIPModel` key; `splits` maps each fused
-        `attn.in_proj_{weight,bias}` to a `CLIPModel` key template whose `{}` is filled with `q`, `k` and `v`.
+        `(renames, splits)`: `renames` maps each OpenAI key to its transformers key; `splits` maps each fused
+        `attn.in_proj_{weight,bias}` to a key template whose `{}` is filled with `q`, `k` and `v`.
     """
     renames = {
-        "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
-        "visual.class_embedding": "vision_model.embeddings.class_embedding",
-        "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
-        "visual.proj": "visual_projection.weight",
         "token_embedding.weight": "text_model.embeddings.token_embedding.weight",
         "positional_embedding": "text_model.embeddings.position_embedding.weight",
         "text_projection": "text_projection.weight",
-        "logit_scale": "logit_scale",
     }
+    for param in ("weight", "bias"):
+        renames[f"ln_final.{param}"] = f"text_model.final_layer_norm.{param}"
     splits = {}
+    _add_block_keys(renames, splits, "transformer.resblocks", "text_model.encoder.layers", num_layers)
+    return renames, splits
+
+
+def _key_mapping(config: CLIPConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """OpenAI -> `CLIPModel` key names of both towers: `(renames, splits)` as in [`text_key_mapping`]."""
+    renames, splits = text_key_mapping(config.text_config.num_hidden_layers)
+    renames.update(
+        {
+            "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+            "visual.class_embedding": "vision_model.embeddings.class_embedding",
+            "visual.positional_embedding": "vision_model.embeddings.position_embedding.weight",
+            "visual.proj": "visual_projection.weight",
+            "logit_scale": "logit_scale",
+        }
+    )
     for param in ("weight", "bias"):
         renames[f"visual.ln_pre.{param}"] = f"vision_model.pre_layrnorm.{param}"
         renames[f"visual.ln_post.{param}"] = f"vision_model.post_layernorm.{param}"
-        renames[f"ln_final.{param}"] = f"text_model.final_layer_norm.{param}"
-    towers = (
-        ("visual.transformer.resblocks", "vision_model.encoder.layers", config.vision_config.num_hidden_layers),
-        ("transformer.resblocks", "text_model.encoder.layers", config.text_config.num_hidden_layers),
-    )
-    for old_blocks, new_layers, num_layers in towers:
-        for index in range(num_layers):
-            old, new = f"{old_blocks}.{index}", f"{new_layers}.{index}"
-            for param in ("weight", "bias"):
-                splits[f"{old}.attn.in_proj_{param}"] = f"{new}.self_attn.{{}}_proj.{param}"
-                for old_module, new_module in (
-                    ("attn.out_proj", "self_attn.out_proj"),
-                    ("ln_1", "layer_norm1"),
-                    ("ln_2", "layer_norm2"),
-                    ("mlp.c_fc", "mlp.fc1"),
-                    ("mlp.c_proj", "mlp.fc2"),
-                ):
-                    renames[f"{old}.{old_module}.{param}"] = f"{new}.{new_module}.{param}"
+    vision_layers = config.vision_config.num_hidden_layers
+    _add_block_keys(renames, splits, "visual.transformer.resblocks", "vision_model.encoder.layers", vision_layers)
     return renames, splits
+
+
+def rename_weights(
+    source: Mapping[str, torch.Tensor], renames: Mapping[str, str], splits: Mapping[str, str]
+) -> dict[str, torch.Tensor]:
+    """Applies `(renames, splits)` to `source` (as float32); fused attention projections are split in thirds."""
+    renamed = {new: source[old].float() for old, new in renames.items()}
+    for old, template in splits.items():
+        for name, chunk in zip("qkv", source[old].float().chunk(3, dim=0)):
+            renamed[template.format(name)] = chunk.contiguous()
+    return renamed
 
 
 def openai_state_dict_to_hf(state_dict: Mapping[str, torch.Tensor]) -> tuple[CLIPConfig, dict[str, torch.Tensor]]:
@@ -267,8 +314,7 @@ def openai_state_dict_to_hf(state_dict: Mapping[str, torch.Tensor]) -> tuple[CLI
         `CLIPModel(config).load_state_dict(...)`.
 
     Raises:
-        `NotImplementedError`: for ResNet (RN50, ...) checkpoints.
-        `CheckpointError`: when keys are missing or left over (both are listed).
+        `CheckpointError`: for ResNet (RN50, ...) state dicts, or when keys are missing or left over (both are listed).
     """
     config = config_from_openai_state_dict(state_dict)
     renames, splits = _key_mapping(config)
@@ -281,12 +327,7 @@ def openai_state_dict_to_hf(state_dict: Mapping[str, torch.Tensor]) -> tuple[CLI
             f"The state dict does not match an OpenAI CLIP ViT: missing keys {missing}, unknown keys {unknown}."
         )
 
-    hf_state_dict = {}
-    for old, new in renames.items():
-        hf_state_dict[new] = source[old].float()
-    for old, template in splits.items():
-        for name, chunk in zip("qkv", source[old].float().chunk(3, dim=0)):
-            hf_state_dict[template.format(name)] = chunk.contiguous()
+    hf_state_dict = rename_weights(source, renames, splits)
     # OpenAI stores the projections as (width, dim) matrices applied as `x @ proj`; nn.Linear wants (dim, width).
     for key in ("visual_projection.weight", "text_projection.weight"):
         hf_state_dict[key] = hf_state_dict[key].t().contiguous()
@@ -403,14 +444,46 @@ def _replace_dir(new_dir: Path, output_dir: Path) -> None:
         shutil.rmtree(old_dir, ignore_errors=True)
 
 
+def build_tokenizer(bpe_path: str | os.PathLike | None, text_config, output_dir: Path) -> CLIPTokenizer | None:
+    """The tokenizer from `bpe_path` checked against the text tower's vocabulary, or `None` (with a warning)."""
+    if bpe_path is None:
+        logger.warning(
+            "No --bpe file given: %s gets no tokenizer. OpenAI checkpoints do not contain one; pass CLIP's "
+            "bpe_simple_vocab_16e6.txt.gz (shipped inside the open_clip package) to write it.",
+            output_dir,
+        )
+        return None
+    tokenizer = tokenizer_from_bpe(bpe_path, model_max_length=text_config.max_position_embeddings)
+    if len(tokenizer) != text_config.vocab_size:
+        raise CheckpointError(
+            f"The tokenizer built from {bpe_path} has {len(tokenizer)} tokens but the checkpoint's token "
+            f"embedding has {text_config.vocab_size} rows."
+        )
+    return tokenizer
+
+
+def write_folder_atomically(output_dir: Path, overwrite: bool, write) -> None:
+    """Calls `write(folder)` on a temporary folder next to `output_dir`, then renames it into place."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        write(build_dir)
+        _check_output_dir(output_dir, overwrite)
+        _replace_dir(build_dir, output_dir)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    logger.info("Wrote %s.", output_dir)
+
+
 def convert_openai_clip(
     checkpoint_path: str | os.PathLike,
     output_dir: str | os.PathLike,
     bpe_path: str | os.PathLike | None = None,
     overwrite: bool = False,
-) -> CLIPModel:
+):
     """
-    Convert an OpenAI CLIP ViT checkpoint into a transformers `CLIPModel` folder.
+    Convert an OpenAI CLIP ViT checkpoint into a transformers `CLIPModel` folder; ResNet checkpoints (`RN50.pt`)
+    are converted by `tdos.convert_clip_rn50.convert_resnet_state_dict` into a CLIP ResNet folder instead.
 
     The folder is built in a temporary folder next to `output_dir` and renamed into place, so an interrupted
     conversion never leaves a half-written model.
@@ -426,16 +499,23 @@ def convert_openai_clip(
             Replace a non-empty `output_dir`.
 
     Returns:
-        `CLIPModel`: the converted model, in eval mode.
+        `CLIPModel` (ViT) or `tdos.modeling_tdos_rn50.CLIPResNetTowers` (ResNet): the converted model, in eval mode.
     """
     output_dir = Path(output_dir).resolve()
     _check_output_dir(output_dir, overwrite)
 
     state_dict = load_openai_checkpoint(checkpoint_path)
+    if is_resnet_state_dict(state_dict):
+        from .convert_clip_rn50 import convert_resnet_state_dict
+
+        try:
+            return convert_resnet_state_dict(state_dict, output_dir, bpe_path=bpe_path, overwrite=overwrite)
+        except CheckpointError as error:
+            raise CheckpointError(f"Cannot convert {checkpoint_path}: {error}") from error
     try:
         config, hf_state_dict = openai_state_dict_to_hf(state_dict)
-    except (CheckpointError, NotImplementedError) as error:
-        raise type(error)(f"Cannot convert {checkpoint_path}: {error}") from error
+    except CheckpointError as error:
+        raise CheckpointError(f"Cannot convert {checkpoint_path}: {error}") from error
     vision, text = config.vision_config, config.text_config
     logger.info(
         "Inferred CLIP ViT: image %d px, patch %d, width %d, %d layers, %d heads | text: width %d, %d layers, "
@@ -448,33 +528,15 @@ def convert_openai_clip(
     model.load_state_dict(hf_state_dict, strict=True)
     model.eval()
 
-    tokenizer = None
-    if bpe_path is not None:
-        tokenizer = tokenizer_from_bpe(bpe_path, model_max_length=text.max_position_embeddings)
-        if len(tokenizer) != text.vocab_size:
-            raise CheckpointError(
-                f"The tokenizer built from {bpe_path} has {len(tokenizer)} tokens but the checkpoint's token "
-                f"embedding has {text.vocab_size} rows."
-            )
-    else:
-        logger.warning(
-            "No --bpe file given: %s gets no tokenizer. OpenAI checkpoints do not contain one; pass CLIP's "
-            "bpe_simple_vocab_16e6.txt.gz (shipped inside the open_clip package) to write it.",
-            output_dir,
-        )
+    tokenizer = build_tokenizer(bpe_path, text, output_dir)
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    build_dir = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
-        model.save_pretrained(build_dir)
-        image_processor_for(config).save_pretrained(build_dir)
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        image_processor_for(config).save_pretrained(folder)
         if tokenizer is not None:
-            save_tokenizer(tokenizer, build_dir)
-        _check_output_dir(output_dir, overwrite)
-        _replace_dir(build_dir, output_dir)
-    finally:
-        shutil.rmtree(build_dir, ignore_errors=True)
-    logger.info("Wrote %s.", output_dir)
+            save_tokenizer(tokenizer, folder)
+
+    write_folder_atomically(output_dir, overwrite, write)
     return model
 
 
@@ -482,7 +544,11 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point `tdos-convert-clip`."""
     parser = argparse.ArgumentParser(
         prog="tdos-convert-clip",
-        description="Convert an OpenAI CLIP ViT checkpoint (.pt) into a transformers CLIPModel folder.",
+        description=(
+            "Convert an OpenAI CLIP checkpoint (.pt) into a transformers CLIPModel folder (ViT) or a CLIP ResNet folder "
+            "(RN50: timm trunk in image/, CLIPTextModelWithProjection in text/) that TDOSForOODSegmentation.from_clip "
+            "reads."
+        ),
     )
     parser.add_argument("checkpoint", help="OpenAI CLIP .pt (TorchScript archive or torch.save'd state dict).")
     parser.add_argument("output_dir", help="Folder to write the transformers model to.")

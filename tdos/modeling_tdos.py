@@ -1,7 +1,8 @@
 """PyTorch TDOS: text-driven OOD segmentation with a frozen CLIP pair and a text-query Mask2Former decoder.
 
-Imports only torch, transformers and `.configuration_tdos`, so a saved model loads with `trust_remote_code=True`
-where the `tdos` package is not installed.
+Imports only torch, transformers, `.configuration_tdos` and `.modeling_tdos_rn50` (the CLIP RN50 tower; timm is
+imported there only if installed), so a saved model loads with `trust_remote_code=True` where the `tdos` package is
+not installed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ from transformers.models.mask2former.modeling_mask2former import (
 from transformers.utils import ModelOutput, logging
 
 from .configuration_tdos import ANOMALY_SCORES, INFERENCE_MODES, TDOSConfig
+from .modeling_tdos_rn50 import (
+    CLIPResNetTowers,
+    TDOSResNetFeaturePyramid,
+    TDOSResNetImageEncoder,
+    resize_position_grid,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -450,7 +457,7 @@ class TDOSPixelDecoder(nn.Module):
 
     def __init__(self, config: TDOSConfig):
         super().__init__()
-        dim, width = config.hidden_dim, config.clip_config.vision_config.hidden_size
+        dim, width = config.hidden_dim, config.feature_pyramid_channels
         self.input_projections = nn.ModuleList(
             nn.Sequential(nn.Conv2d(width, dim, kernel_size=1), nn.GroupNorm(32, dim)) for _ in range(3)
         )
@@ -617,13 +624,17 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
 
     def __init__(self, config: TDOSConfig):
         super().__init__(config)
-        self.image_encoder = TDOSImageEncoder(config)
-        self.reference_image_encoder = TDOSImageEncoder(config) if config.train_image_tower else None
+        image_encoder_class = TDOSResNetImageEncoder if config.backbone == "clip-rn50" else TDOSImageEncoder
+        self.image_encoder = image_encoder_class(config)
+        self.reference_image_encoder = image_encoder_class(config) if config.train_image_tower else None
         self.text_encoder = TDOSTextEncoder(config)
         self.prompt_learner = TDOSPromptLearner(config)
         self.context_decoder = TDOSContextDecoder(config)
         self.context_gamma = nn.Parameter(torch.empty(config.projection_dim))
-        self.feature_pyramid = TDOSSimpleFeaturePyramid(config.clip_config.vision_config.hidden_size)
+        if config.backbone == "clip-rn50":
+            self.feature_pyramid = TDOSResNetFeaturePyramid(config)
+        else:
+            self.feature_pyramid = TDOSSimpleFeaturePyramid(config.clip_config.vision_config.hidden_size)
         self.pixel_decoder = TDOSPixelDecoder(config)
         self.transformer_decoder = TDOSTransformerDecoder(config)
         self.register_buffer("text_anchors", torch.zeros(config.num_queries, config.projection_dim))
@@ -672,12 +683,13 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         channels = self.config.clip_config.vision_config.num_channels
         if pixel_values.dim() != 4 or pixel_values.shape[1] != channels:
             raise ValueError(f"pixel_values must have shape (batch, {channels}, H, W), got {tuple(pixel_values.shape)}")
-        patch = self.config.clip_config.vision_config.patch_size
+        stride = self.config.input_stride
+        name = "ResNet stride" if self.config.backbone == "clip-rn50" else "patch size"
         height, width = pixel_values.shape[-2:]
-        if height % patch or width % patch or height < 2 * patch or width < 2 * patch:
+        if height % stride or width % stride or height < 2 * stride or width < 2 * stride:
             raise ValueError(
-                f"image size {height}x{width} is not supported: height and width must be multiples of the patch size "
-                f"{patch} and at least {2 * patch} (resize or pad with TDOSImageProcessor)"
+                f"image size {height}x{width} is not supported: height and width must be multiples of the {name} "
+                f"{stride} and at least {2 * stride} (resize or pad with TDOSImageProcessor)"
             )
         if labels is None:
             return
@@ -738,7 +750,10 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             "bchw,bkc->bkhw", F.normalize(dense, dim=1), F.normalize(text_embeddings, dim=-1)
         )
 
-        features = self.feature_pyramid(image.feature_maps)
+        if config.backbone == "clip-rn50":
+            features = self.feature_pyramid(image.feature_maps, score_map)  # score map concatenated to layer4
+        else:
+            features = self.feature_pyramid(image.feature_maps)
         pixel_output = self.pixel_decoder(features, text_embeddings)
         class_logits, mask_logits = self.transformer_decoder(
             text_embeddings, pixel_output.multi_scale_features, pixel_output.mask_features
@@ -785,7 +800,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         column is shifted back inside the image, and an image side shorter than the crop is one window, as in
         mmseg's `slide_inference`); windows are run `window_batch_size` at a time, each window's semantic map is
         resized bilinearly to the window, and overlapping windows are averaged. `"whole"` runs the image at once.
-        Windows (or the whole image) whose sides are not multiples of the patch size are zero-padded at the
+        Windows (or the whole image) whose sides are not multiples of the patch size (RN50: 32) are zero-padded at the
         bottom/right (zero is the mean colour after CLIP normalisation) and the padding is cropped off the output.
         The anomaly score is computed from the averaged semantic map.
 
@@ -825,12 +840,12 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         )
 
     def _semantic_map_at_input_size(self, pixel_values: torch.Tensor, prompt_embeddings: torch.Tensor) -> torch.Tensor:
-        """Semantic map `(N, K_id, h, w)` (float32) of images `(N, 3, h, w)` of any size: padded to the patch grid,
+        """Semantic map `(N, K_id, h, w)` (float32) of images `(N, 3, h, w)` of any size: padded to the input stride,
         run through `forward`, resized bilinearly to the padded size and cropped back."""
         height, width = pixel_values.shape[-2:]
-        patch = self.config.clip_config.vision_config.patch_size
-        padded_height = max(math.ceil(height / patch), 2) * patch
-        padded_width = max(math.ceil(width / patch), 2) * patch
+        stride = self.config.input_stride  # the patch size (ViT) or 32 (RN50)
+        padded_height = max(math.ceil(height / stride), 2) * stride
+        padded_width = max(math.ceil(width / stride), 2) * stride
         padded = F.pad(pixel_values, (0, padded_width - width, 0, padded_height - height))
         semantic_map = self(padded, prompt_embeddings=prompt_embeddings, return_dict=True).semantic_map
         semantic_map = F.interpolate(
@@ -939,6 +954,8 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         """`w_mse * MSE(g, g0) + w_cos * mean(1 - cos(g, g0))`, `g0` from the frozen reference tower on the
         unaugmented image. With the image tower frozen it is exactly 0: the query-noise augmentation only changes
         the outputs of OOD tokens, never the class token, so `g == g0` (the release logged a term without gradient).
+        The RN50 layer1 augmentation does change `g`, but through frozen weights only, so the term has no gradient
+        there either and is reported as 0 too.
         """
         if not self.config.train_image_tower:
             return global_embedding.new_zeros((), dtype=torch.float32)
@@ -978,7 +995,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
     @classmethod
     def from_clip(
         cls,
-        clip: str | os.PathLike | CLIPModel = "openai/clip-vit-base-patch16",
+        clip: str | os.PathLike | CLIPModel | CLIPResNetTowers = "openai/clip-vit-base-patch16",
         tokenizer: CLIPTokenizer | None = None,
         ood_bands: list[list[str]] | None = None,
         config: TDOSConfig | None = None,
@@ -992,7 +1009,17 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         default: the shipped WordNet bands, regrouped into `num_ood_prompts` equal consecutive bands).
 
         `overrides` are `TDOSConfig` arguments (or a full `config`; its `clip_config` is replaced by the CLIP's).
+
+        CLIP RN50 (`backbone="clip-rn50"`, set automatically): pass the folder written by `tdos-convert-clip RN50.pt
+        <folder> --bpe ...` (timm trunk in `image/`, `CLIPTextModelWithProjection` in `text/`, tokenizer) or a
+        [`CLIPResNetTowers`] plus `tokenizer`; the attention-pool positional grid is resized to `crop_size / 32`.
         """
+        if isinstance(clip, CLIPResNetTowers) or CLIPResNetTowers.is_folder(clip):
+            clip, tokenizer, config = cls._resnet_clip_and_config(clip, tokenizer, config, overrides)
+            model = cls(config)
+            model.load_clip_resnet_weights(clip)
+            model.set_text_prompts(tokenizer, ood_bands)
+            return model
         if not isinstance(clip, CLIPModel):
             tokenizer = tokenizer or CLIPTokenizer.from_pretrained(clip)
             clip = CLIPModel.from_pretrained(clip)
@@ -1009,6 +1036,39 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         model.load_clip_weights(clip)
         model.set_text_prompts(tokenizer, ood_bands)
         return model
+
+    @staticmethod
+    def _resnet_clip_and_config(
+        clip: str | os.PathLike | CLIPResNetTowers, tokenizer: CLIPTokenizer | None, config: TDOSConfig | None, overrides
+    ) -> tuple[CLIPResNetTowers, CLIPTokenizer, TDOSConfig]:
+        """Loads a CLIP ResNet folder (towers and tokenizer) and builds the `clip-rn50` config around its shapes."""
+        if not isinstance(clip, CLIPResNetTowers):
+            tokenizer = tokenizer or CLIPTokenizer.from_pretrained(clip)
+            clip = CLIPResNetTowers.from_pretrained(clip)
+        if tokenizer is None:
+            raise ValueError("from_clip with CLIPResNetTowers needs its tokenizer")
+        clip_config = {"projection_dim": clip.projection_dim, "text_config": clip.text_model.config.to_dict()}
+        resnet = {"backbone": "clip-rn50", "resnet_layers": list(clip.layers), "resnet_width": clip.width}
+        if config is None:
+            config = TDOSConfig(clip_config=clip_config, **{**overrides, **resnet})
+        else:
+            config = TDOSConfig.from_dict({**config.to_dict(), **overrides, **resnet, "clip_config": clip_config})
+        return clip, tokenizer, config
+
+    @torch.no_grad()
+    def load_clip_resnet_weights(self, clip: CLIPResNetTowers):
+        """Copies a CLIP ResNet's trunk (attention-pool positional grid resized bilinearly to `crop_size / 32`) and
+        its text tower and projection."""
+        trunk_state = clip.image_trunk.state_dict()
+        encoders = [self.image_encoder] + ([self.reference_image_encoder] if self.config.train_image_tower else [])
+        target = encoders[0].trunk.head.feat_size
+        key = "head.pos_embed"
+        trunk_state[key] = resize_position_grid(trunk_state[key], clip.image_trunk.head.feat_size, target)
+        for encoder in encoders:
+            encoder.trunk.load_state_dict(trunk_state)
+        self.text_encoder.text_model.load_state_dict(clip.text_model.text_model.state_dict())
+        self.text_encoder.text_projection.load_state_dict(clip.text_model.text_projection.state_dict())
+        self._text_cache = None
 
     @torch.no_grad()
     def load_clip_weights(self, clip: CLIPModel):

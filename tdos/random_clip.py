@@ -9,9 +9,10 @@ preset's goes through exactly the same code path as `openai/clip-vit-base-patch1
 from __future__ import annotations
 
 import torch
-from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+from transformers import CLIPConfig, CLIPModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from .convert_clip import bytes_to_unicode
+from .modeling_tdos_rn50 import CLIPResNetTowers, create_clip_resnet_trunk
 
 
 def byte_level_clip_tokenizer() -> CLIPTokenizer:
@@ -21,16 +22,39 @@ def byte_level_clip_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab={token: index for index, token in enumerate(tokens)}, merges=[])
 
 
-def random_clip(clip_config: CLIPConfig | dict, seed: int = 0) -> tuple[CLIPModel, CLIPTokenizer]:
-    """A randomly initialised `CLIPModel` (deterministic under `seed`) and the byte-level tokenizer."""
-    tokenizer = byte_level_clip_tokenizer()
+def _checked_config(clip_config: CLIPConfig | dict, tokenizer: CLIPTokenizer) -> CLIPConfig:
     config = clip_config if isinstance(clip_config, CLIPConfig) else CLIPConfig(**clip_config)
     if config.text_config.vocab_size < len(tokenizer):
         raise ValueError(
             f"text vocab_size {config.text_config.vocab_size} is smaller than the byte-level vocabulary "
             f"({len(tokenizer)} tokens)"
         )
+    return config
+
+
+def random_clip(clip_config: CLIPConfig | dict, seed: int = 0) -> tuple[CLIPModel, CLIPTokenizer]:
+    """A randomly initialised `CLIPModel` (deterministic under `seed`) and the byte-level tokenizer."""
+    tokenizer = byte_level_clip_tokenizer()
+    config = _checked_config(clip_config, tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIPModel(config)
     return model.eval(), tokenizer
+
+
+def random_clip_resnet(
+    clip_config: CLIPConfig | dict, layers: list[int], width: int, image_size: int = 224, seed: int = 0
+) -> tuple[CLIPResNetTowers, CLIPTokenizer]:
+    """Randomly initialised CLIP ResNet towers (timm trunk with `layers` and `width`, attention pool made for
+    `image_size`, text tower of `clip_config` projecting to its `projection_dim`; deterministic under `seed`) and the
+    byte-level tokenizer."""
+    tokenizer = byte_level_clip_tokenizer()
+    config = _checked_config(clip_config, tokenizer)
+    text_config = config.text_config
+    text_config.projection_dim = config.projection_dim
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        trunk = create_clip_resnet_trunk(layers, width, config.projection_dim, image_size)
+        text_model = CLIPTextModelWithProjection(text_config)
+    towers = CLIPResNetTowers(trunk.eval(), text_model.eval(), list(layers), width, image_size)
+    return towers, tokenizer

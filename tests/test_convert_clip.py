@@ -165,12 +165,14 @@ def test_unknown_missing_and_rn50_keys(reference_clip, tmp_path):
     assert "missing keys ['ln_final.bias', 'visual.transformer.resblocks.1.mlp.c_proj.weight']" in message
     assert "unknown keys ['visual.extra.weight']" in message
 
+    # A ResNet key sends the state dict to the RN50 converter, which lists what a ResNet lacks.
     rn50 = {"visual.layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1), **reference_clip.state_dict()}
-    with pytest.raises(NotImplementedError, match="RN50"):
+    with pytest.raises(CheckpointError, match="ResNet"):
         openai_state_dict_to_hf(rn50)
     torch.save(rn50, tmp_path / "rn50.pt")
-    with pytest.raises(NotImplementedError, match=r"Cannot convert .*rn50\.pt: .*RN50"):
+    with pytest.raises(CheckpointError, match=r"Cannot convert .*rn50\.pt: .*ResNet.*visual\.attnpool"):
         convert_openai_clip(tmp_path / "rn50.pt", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_overwrite(checkpoints, tmp_path):
