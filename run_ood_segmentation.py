@@ -43,7 +43,8 @@ class ModelArguments:
         },
     )
     preset: str = field(
-        default="tdos-vit-b16", metadata={"help": "TDOSConfig preset for a new model: tdos-vit-b16 or tiny."}
+        default="tdos-vit-b16",
+        metadata={"help": "TDOSConfig preset for a new model: tdos-vit-b16, tdos-rn50, tiny or tiny-rn50."},
     )
     random_clip_init: bool = field(
         default=False,
@@ -206,10 +207,15 @@ def build_model(model_args: ModelArguments, seed: int) -> TDOSForOODSegmentation
 
         bands = load_ood_bands(model_args.ood_bands_file)
     if model_args.random_clip_init:
-        from tdos.random_clip import random_clip
+        from tdos.random_clip import random_clip, random_clip_resnet
 
         config = TDOSConfig.from_preset(model_args.preset, **overrides)
-        clip, tokenizer = random_clip(config.clip_config, seed=seed)
+        if config.backbone == "clip-rn50":
+            clip, tokenizer = random_clip_resnet(
+                config.clip_config, config.resnet_layers, config.resnet_width, image_size=config.crop_size, seed=seed
+            )
+        else:
+            clip, tokenizer = random_clip(config.clip_config, seed=seed)
         return TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config)
     path = model_args.model_name_or_path
     if AutoConfig.from_pretrained(path).model_type == TDOSConfig.model_type:

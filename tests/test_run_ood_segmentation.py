@@ -92,6 +92,19 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
     assert prediction["anomaly_score"].shape == (64, 128)
 
 
+def test_rn50_backbone_trains_and_evaluates_through_the_script(tmp_path):
+    arguments = [argument if argument != "tiny" else "tiny-rn50" for argument in TINY]
+    run_ood_segmentation.main(
+        [*arguments, "--output_dir", str(tmp_path), "--do_train", "--max_steps", "2", "--do_eval",
+         "--eval_benchmarks", "synthetic", "--max_eval_samples", "1", "--num_overlays", "0"]
+    )  # fmt: skip
+    results = json.loads((tmp_path / "eval_results.json").read_text())
+    assert results["synthetic:anomaly"]["frames"] == 1
+    from tdos import TDOSForOODSegmentation
+
+    assert TDOSForOODSegmentation.from_pretrained(tmp_path).config.backbone == "clip-rn50"
+
+
 def test_two_process_cpu_ddp_trains_and_keeps_replicas_equal(tmp_path):
     launcher = (
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
