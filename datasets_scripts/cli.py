@@ -7,7 +7,6 @@ overlays as PNG files.
 import argparse
 import logging
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,14 +51,16 @@ def colourise(label: np.ndarray, kind: str) -> np.ndarray:
 
 
 def write_png_atomically(array: np.ndarray, path: Path) -> None:
-    """Write a PNG through a temporary file in the same folder, then rename it into place."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(descriptor)
+    """Writes a PNG under a temporary name in the same folder (permissions from the umask), then renames it into
+    place; on error the temporary file is removed and the error propagates. (`tdos.atomic_io` does the same for the
+    model side; it is not imported here so that the datasets never load the model package.)"""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        Image.fromarray(array).save(temporary, format="PNG")
+        with open(temporary, "xb") as handle:
+            Image.fromarray(array).save(handle, format="PNG")
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
 
 

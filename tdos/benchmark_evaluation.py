@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 import datasets_scripts
 
 from .evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, plot_curves
-from .predict import heat_map_overlay, write_atomically
+from .atomic_io import write_atomically
+from .predict import heat_map_overlay
 
 
 logger = logging.getLogger(__name__)

@@ -35,13 +35,15 @@ tensors (moved to the CPU; float16 / bfloat16 scores are read as float32).
 
 import logging
 import os
-import tempfile
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
+
+from .atomic_io import write_atomically
 
 
 logger = logging.getLogger(__name__)
@@ -1005,20 +1007,10 @@ def _plotted_points(num_points: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_points - 1, min(num_points, MAX_PLOTTED_POINTS)).round().astype(np.int64))
 
 
-def _save_figure(figure, path: Path) -> None:
-    """Writes a PNG atomically (temporary file in the same folder, then `os.replace`)."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(descriptor)
-    try:
-        figure.savefig(temporary, format="png", dpi=120)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def plot_curves(result: PixelOODResult, output_dir: Union[str, os.PathLike], name: str) -> list[Path]:
-    """Saves the PR and ROC curves of `result` as `<output_dir>/<name>_pr.png` and `<name>_roc.png`.
+    """Saves the PR and ROC curves of `result` as `<output_dir>/<name>_pr.png` and `<name>_roc.png`; `name` titles
+    the plots, and in the file names every character other than letters, digits, `.`, `-` and `_` becomes `_`
+    (`"synthetic:anomaly"` → `synthetic_anomaly_pr.png`).
 
     The PR legend gives AP (and the positive fraction, the AP of a random scorer); the ROC legend gives AUROC and
     FPR95. Curves with many points are drawn through `MAX_PLOTTED_POINTS` evenly spaced ones. Needs matplotlib
@@ -1036,6 +1028,7 @@ def plot_curves(result: PixelOODResult, output_dir: Union[str, os.PathLike], nam
         raise ValueError(f"cannot plot curves for {name!r}: the result has no OOD (label 1) pixel")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    file_stem = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     points = _plotted_points(result.true_positives.size)
     recall = np.concatenate([[0.0], result.recall[points]])
     precision = np.concatenate([[1.0], result.precision[points]])
@@ -1056,8 +1049,8 @@ def plot_curves(result: PixelOODResult, output_dir: Union[str, os.PathLike], nam
         axes.set(xlabel=x_label, ylabel=y_label, xlim=(0, 1), ylim=(0, 1.02), title=f"{name} ({result.protocol})")
         axes.grid(True)
         axes.legend(loc=location)
-        path = output_dir / f"{name}_{suffix}.png"
-        _save_figure(figure, path)
+        path = output_dir / f"{file_stem}_{suffix}.png"
+        write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
         paths.append(path)
     logger.info("Saved %s", ", ".join(str(path) for path in paths))
     return paths

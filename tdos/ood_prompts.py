@@ -35,6 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .atomic_io import write_atomically
+
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ def install_wordnet(target: str | os.PathLike | None = None, source: str | os.Pa
             shutil.copyfile(path, folder / path.name)
     categories = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
     lines = [f"{index:02d}\t{name}\t{categories[name.split('.')[0]]}\n" for index, name in enumerate(LEXNAMES)]
-    _write_text_atomic(folder / "lexnames", "".join(lines))
+    write_atomically(folder / "lexnames", lambda handle: handle.write("".join(lines).encode()))
     return folder
 
 
@@ -496,19 +498,6 @@ def generate_clip_bands(
 
 
 # ---------------------------------------------------------------------------------------------------- files
-def _write_text_atomic(path: Path, text: str):
-    """Writes `text` to a temporary file beside `path` (permissions from the umask), then renames it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def save_bands(bands: Sequence[Sequence[str]], path: str | os.PathLike, metadata: dict | None = None) -> Path:
     """
     Writes bands as versioned JSON (`{"format", "version", "metadata", "bands"}`), atomically.
@@ -526,7 +515,7 @@ def save_bands(bands: Sequence[Sequence[str]], path: str | os.PathLike, metadata
     lines = ",\n".join(json.dumps(band, ensure_ascii=False) for band in bands)
     text = f'{{\n{fields} "bands": [\n{lines}\n ]\n}}\n'
     path = Path(path)
-    _write_text_atomic(path, text)
+    write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
     return path
 
 

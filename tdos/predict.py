@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModel, pipeline
 
 from . import TDOSImageProcessor  # importing the package registers the model, processor and pipeline task
+from .atomic_io import write_atomically
 from .image_processing_tdos import SIXTEEN_BIT_MODES, to_rgb_input
 
 
@@ -63,19 +62,6 @@ def load_rgb_image(path: Path) -> Image.Image:
         raise OSError(f"{path}: cannot read the image ({error})") from error
 
 
-def write_atomically(path: Path, write) -> None:
-    """Calls `write(file object)` on a temporary file next to `path`, then renames it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def heat_map_overlay(image: Image.Image, score: np.ndarray, opacity: float = 0.6) -> Image.Image:
     """The image blended with red in proportion to the min-max scaled anomaly score."""
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
@@ -101,9 +87,9 @@ def load_pipeline(model_dir: str, device: str):
     try:
         processor = AutoImageProcessor.from_pretrained(model_dir)
     except OSError:
-        patch = model.config.clip_config.vision_config.patch_size
-        logger.warning("%s has no preprocessor_config.json; using TDOSImageProcessor defaults (patch %d)", model_dir, patch)
-        processor = TDOSImageProcessor(size_divisor=patch)
+        stride = model.config.input_stride
+        logger.warning("%s has no preprocessor_config.json; using TDOSImageProcessor defaults (stride %d)", model_dir, stride)
+        processor = TDOSImageProcessor(size_divisor=stride)
     return pipeline("ood-segmentation", model=model, image_processor=processor, device=torch.device(device))
 
 

@@ -408,6 +408,12 @@ def test_plot_curves_writes_two_pngs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["toy_pr.png", "toy_roc.png"]  # no temporaries
 
 
+def test_plot_curves_file_names_are_portable_and_titles_keep_the_name(tmp_path):
+    paths = plot_curves(evaluate_frames(random_frames(np.float32)), tmp_path, "synthetic:anomaly/v2")
+    assert [p.name for p in paths] == ["synthetic_anomaly_v2_pr.png", "synthetic_anomaly_v2_roc.png"]
+    assert all(p.parent == tmp_path for p in paths)
+
+
 def test_plot_curves_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
     import sys
 

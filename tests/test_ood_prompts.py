@@ -216,16 +216,16 @@ def test_cli_writes_the_bands_file(small_bands, tmp_path):
 
 
 def test_missing_wordnet_gives_the_fix(tmp_path):
-    # The module is loaded from its file (it imports nothing from tdos), which spares the subprocess importing torch.
+    # `tdos` is registered as a bare namespace over its folder, so `tdos.ood_prompts` and its standard-library-only
+    # siblings import without `tdos/__init__.py`, which spares the subprocess importing torch and transformers.
     code = (
-        "import importlib.util, sys, nltk; nltk.data.path[:] = [sys.argv[1]]; "
-        "spec = importlib.util.spec_from_file_location('ood_prompts', sys.argv[2]); "
-        "module = sys.modules['ood_prompts'] = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
-        "module.main(sys.argv[3:])"
+        "import importlib, sys, types, nltk; nltk.data.path[:] = [sys.argv[1]]; "
+        "package = sys.modules['tdos'] = types.ModuleType('tdos'); package.__path__ = [sys.argv[2]]; "
+        "importlib.import_module('tdos.ood_prompts').main(sys.argv[3:])"
     )
     (tmp_path / "empty").mkdir()
     output = tmp_path / "bands.json"
-    command = [sys.executable, "-c", code, str(tmp_path / "empty"), ood_prompts.__file__, "--cityscapes", "--output", str(output)]
+    command = [sys.executable, "-c", code, str(tmp_path / "empty"), str(Path(ood_prompts.__file__).parent), "--cityscapes", "--output", str(output)]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
     assert "WordNet 3.0 for nltk was not found" in result.stderr
