@@ -223,7 +223,8 @@ class TDOSImageProcessingMixin:
             outputs ([`TDOSOutput`]): with `semantic_map` and `anomaly_score`.
             target_sizes (`list[tuple[int, int]]`, *optional*): `(height, width)` per image.
             anomaly_threshold (`float`, *optional*): defaults to `self.anomaly_threshold`; when set, pixels whose
-                anomaly score is at least this are the anomaly segment, whatever their arg-max class.
+                anomaly score is at least this are the anomaly segment, whatever their arg-max class, and the others
+                take their best in-distribution class.
             kwargs: `threshold`, `mask_threshold` and `overlap_mask_area_threshold` passed by the stock pipeline
                 filter per-query masks, which a dense semantic map does not have; they are ignored.
 
@@ -238,9 +239,10 @@ class TDOSImageProcessingMixin:
         results = []
         for maps, score, size in zip(outputs.semantic_map, outputs.anomaly_score, sizes):
             maps, score = _resize_maps(maps, size), _resize_maps(score[None], size)[0]
-            labels = maps.argmax(0)
-            if anomaly_threshold is not None:
-                labels = torch.where(score >= anomaly_threshold, ood_id, labels.clamp(max=ood_id - 1))
+            if anomaly_threshold is None:
+                labels = maps.argmax(0)
+            else:
+                labels = torch.where(score >= anomaly_threshold, ood_id, maps[:ood_id].argmax(0))
             segmentation = torch.zeros_like(labels)
             segments = []
             for label_id in labels.unique().tolist():

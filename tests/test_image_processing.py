@@ -171,3 +171,5 @@ def test_panoptic_post_processing_ids_are_labels():
     (thresholded,) = processor.post_process_panoptic_segmentation(fake_outputs(), anomaly_threshold=0.5)
     ood = [s for s in thresholded["segments_info"] if s["label_id"] == 19][0]
     assert (thresholded["segmentation"] == ood["id"]).sum() == 16  # the upper half of the linspace
+    # below the threshold the top-left OOD arg-max pixels take their best in-distribution class (road), not class 18
+    assert {s["label_id"] for s in thresholded["segments_info"]} == {0, 19}
