@@ -693,9 +693,10 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             )
         if labels is None:
             return
-        if labels.dim() != 3 or labels.shape[0] != pixel_values.shape[0]:
+        if labels.dim() != 3 or labels.shape[0] != pixel_values.shape[0] or labels.shape[1:] != (height, width):
             raise ValueError(
-                f"labels must have shape (batch, H, W) with batch {pixel_values.shape[0]}, got {tuple(labels.shape)}"
+                f"labels must have the images' shape (batch, H, W) = ({pixel_values.shape[0]}, {height}, {width}), "
+                f"got {tuple(labels.shape)}"
             )
         if labels.dtype.is_floating_point:
             raise ValueError(f"labels must be an integer tensor of class ids, got dtype {labels.dtype}")
@@ -790,7 +791,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         pixel_values: torch.Tensor,
         inference_mode: str | None = None,
         anomaly_score: str | None = None,
-        window_batch_size: int = 6,
+        window_batch_size: int = 1,
     ) -> TDOSOutput:
         r"""
         Test-time prediction at the input resolution (METHOD §5.1), without gradients.
@@ -811,9 +812,10 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
                 `"slide"` or `"whole"`; defaults to `config.inference_mode`.
             anomaly_score (`str`, *optional*):
                 `"ood_probability"`, `"ood_logit"` or `"rba"`; defaults to `config.anomaly_score`.
-            window_batch_size (`int`, *optional*, defaults to 6):
-                Windows per forward pass in `"slide"` mode (bounds memory; 6 keeps a 2048x1024 image at ViT-B/16
-                dimensions under 4 GB on the CPU).
+            window_batch_size (`int`, *optional*, defaults to 1):
+                Windows per forward pass in `"slide"` mode. One at a time is the fastest on the CPU (measured by
+                `benchmarks/bench_inference.py`: 6 at a time took 1.4x (fp32) to 1.9x (bf16) as long, at 1.6-1.8x
+                the peak memory); raise it where an accelerator has memory to spare. The result does not depend on it.
 
         Returns:
             [`TDOSOutput`] with `semantic_map` `(batch, K_id, H, W)` (float32) and `anomaly_score` `(batch, H, W)`.
@@ -1085,7 +1087,12 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         vision_state.pop("embeddings.position_ids", None)
         encoders = [self.image_encoder] + ([self.reference_image_encoder] if self.config.train_image_tower else [])
         for encoder in encoders:
-            encoder.vision_model.load_state_dict(vision_state, strict=False)
+            result = encoder.vision_model.load_state_dict(vision_state, strict=False)
+            if result.missing_keys or result.unexpected_keys:
+                raise ValueError(
+                    f"the CLIP vision tower does not fit TDOS's: missing {result.missing_keys}, "
+                    f"unexpected {result.unexpected_keys}"
+                )
             encoder.visual_projection.load_state_dict(clip.visual_projection.state_dict())
         self.text_encoder.text_model.load_state_dict(clip.text_model.state_dict())
         self.text_encoder.text_projection.load_state_dict(clip.text_projection.state_dict())
@@ -1124,9 +1131,12 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             return F.normalize(torch.cat(chunks).float(), dim=-1)
 
         class_anchors = encode(names)
-        band_size = len(words) // config.num_ood_prompts
-        word_embeddings = encode(words[: band_size * config.num_ood_prompts])
-        band_anchors = word_embeddings.view(config.num_ood_prompts, band_size, -1).mean(1)  # not re-normalised
+        if config.num_ood_prompts:
+            band_size = len(words) // config.num_ood_prompts
+            word_embeddings = encode(words[: band_size * config.num_ood_prompts])
+            band_anchors = word_embeddings.view(config.num_ood_prompts, band_size, -1).mean(1)  # not re-normalised
+        else:  # no learnable OOD prompts (ablation): the anchors are the class prompts' only
+            band_anchors = class_anchors[:0]
         self.text_anchors.copy_(torch.cat([class_anchors, band_anchors]).to(self.text_anchors.dtype))
         self._text_cache = None
 

@@ -167,7 +167,9 @@ def test_visual_regularizer():
     output = frozen(pixel_values, labels=labels)
     assert output.loss_dict["loss_visual"] == 0  # query noise never reaches the class token of a frozen tower
     trained = build_tiny_model(train_image_tower=True, ood_augmentation_probability=1.0).train()
-    assert trained(pixel_values, labels=labels).loss_dict["loss_visual"] < 1e-8  # same weights as the reference
+    # same weights as the reference: zero up to float32 rounding (w_cos * (1 - cos) moves in steps of ~1e-7; the
+    # towers run with and without autograd, which may pick different attention kernels)
+    assert trained(pixel_values, labels=labels).loss_dict["loss_visual"] < 1e-6
     with torch.no_grad():
         trained.image_encoder.visual_projection.weight.mul_(1.5)
     loss = trained(pixel_values, labels=labels).loss_dict["loss_visual"]
@@ -309,10 +311,31 @@ def test_bad_labels(tiny_model):
     labels[0, 0, 0], labels[1, 0, 0] = 20, 254
     with pytest.raises(ValueError, match=r"labels contain values \[20, 254\]"):
         tiny_model(pixel_values, labels=labels)
-    with pytest.raises(ValueError, match="batch 2"):
+    with pytest.raises(ValueError, match=r"\(batch, H, W\) = \(2, 64, 128\), got \(3, 64, 128\)"):
         tiny_model(pixel_values, labels=torch.zeros(3, 64, 128, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(batch, H, W\) = \(2, 64, 128\), got \(2, 32, 64\)"):
+        tiny_model(pixel_values, labels=torch.zeros(2, 32, 64, dtype=torch.long))
     with pytest.raises(ValueError, match="integer"):
         tiny_model(pixel_values, labels=torch.zeros(2, 64, 128))
+
+
+def test_without_ood_prompts_the_model_builds_trains_and_predicts(tiny_batch):
+    model = build_tiny_model(num_ood_prompts=0)
+    assert model.text_anchors.shape[0] == model.config.num_id_classes
+    pixel_values, labels = tiny_batch
+    outputs = model.train()(pixel_values, labels=labels)
+    assert torch.isfinite(outputs.loss)
+    outputs.loss.backward()
+    assert model.eval().predict(pixel_values).anomaly_score.shape == (2, 64, 128)
+
+
+def test_clip_weights_that_do_not_fit_are_refused(tiny_model):
+    from tdos.random_clip import random_clip
+
+    clip, _ = random_clip(tiny_model.config.clip_config)
+    clip.vision_model.extra = torch.nn.Linear(1, 1)  # a key TDOS's vision tower does not have
+    with pytest.raises(ValueError, match=r"unexpected \['extra.weight', 'extra.bias'\]"):
+        tiny_model.load_clip_weights(clip)
 
 
 def test_non_finite_loss_raises(tiny_model, tiny_batch):
