@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None):
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
     model = build_model(model_args, training_args.seed)
-    processor = TDOSImageProcessor(size_divisor=model.config.clip_config.vision_config.patch_size)
+    processor = TDOSImageProcessor(size_divisor=model.config.input_stride)
     logger.info(
         f"TDOS model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
         f"{sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6:.1f}M trainable; "
