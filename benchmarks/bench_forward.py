@@ -45,6 +45,25 @@ def count_flops(function) -> int:
     return counter.get_total_flops()
 
 
+def count_flops_by_module(function) -> dict[str, int]:
+    """FLOPs of each direct child of the model (FlopCounterMode counts matmuls and convolutions; grid_sample,
+    softmax and normalisations are not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        function()
+    counts = {}
+    for name, per_op in counter.get_flop_counts().items():
+        if name.count(".") == 1:  # "TDOSForOODSegmentation.<child>"
+            counts[name.split(".")[1]] = sum(per_op.values())
+    return counts
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process's own address space (VmHWM). Not getrusage's ru_maxrss: on Linux a child process
+    starts from its parent's peak, so a child of a large parent would report the parent's."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
 def matmul_ceiling(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     seconds = median_time(lambda: a @ b, repeats)
@@ -82,6 +101,7 @@ def bench_preset(preset: str, size: int, repeats: int) -> list[dict]:
         model._text_cache = None
         recomputed_flops = count_flops(recomputed)
         cached_flops = count_flops(cached)
+        module_flops = count_flops_by_module(recomputed)
         rows.append(
             {
                 "preset": preset,
@@ -92,41 +112,43 @@ def bench_preset(preset: str, size: int, repeats: int) -> list[dict]:
                 "cached_gflop": cached_flops / 1e9,
                 "recomputed_gflop": recomputed_flops / 1e9,
                 "cached_gflops_per_s": cached_flops / cached_seconds / 1e9,
+                "module_gflop": {name: flops / 1e9 for name, flops in module_flops.items()},
             }
         )
     return rows
 
 
-TRAIN_STEP = """
-import json, resource, statistics, sys, time, torch
-from tdos import TDOSConfig, TDOSForOODSegmentation
-from tdos.random_clip import random_clip, random_clip_resnet
-import_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-config = TDOSConfig.from_preset(sys.argv[1])
-if config.backbone == "clip-rn50":
-    clip, tokenizer = random_clip_resnet(config.clip_config, config.resnet_layers, config.resnet_width)
-else:
-    clip, tokenizer = random_clip(config.clip_config)
-bands = [[f"word{i}x{j}" for j in range(4)] for i in range(50)]
-model = TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config).train()
-optimizer = torch.optim.AdamW(model.get_parameter_groups(1e-4, 1e-5))
-generator = torch.Generator().manual_seed(0)
-pixel_values = torch.randn(2, 3, 64, 128, generator=generator)
-labels = torch.randint(0, 20, (2, 64, 128), generator=generator)
-times = []
-for step in range(12):
-    start = time.perf_counter()
-    optimizer.zero_grad()
-    model(pixel_values, labels=labels).loss.backward()
-    optimizer.step()
-    times.append(time.perf_counter() - start)
-print(json.dumps({"step_s": statistics.median(times[2:]), "import_rss_mb": import_rss_mb,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+def tiny_training_step(preset: str) -> dict:
+    """12 training steps of a tiny preset in this process: median step time (steps 3..12) and peak RSS, also as it
+    was before the model was built (imports only)."""
+    from tdos.random_clip import random_clip, random_clip_resnet
+
+    import_rss_mb = peak_rss_mb()
+    config = TDOSConfig.from_preset(preset)
+    if config.backbone == "clip-rn50":
+        clip, tokenizer = random_clip_resnet(config.clip_config, config.resnet_layers, config.resnet_width)
+    else:
+        clip, tokenizer = random_clip(config.clip_config)
+    bands = [[f"word{i}x{j}" for j in range(4)] for i in range(50)]
+    model = TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config).train()
+    optimizer = torch.optim.AdamW(model.get_parameter_groups(1e-4, 1e-5))
+    generator = torch.Generator().manual_seed(0)
+    pixel_values = torch.randn(2, 3, 64, 128, generator=generator)
+    labels = torch.randint(0, 20, (2, 64, 128), generator=generator)
+    times = []
+    for _ in range(12):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        model(pixel_values, labels=labels).loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return {"step_s": statistics.median(times[2:]), "import_rss_mb": import_rss_mb, "peak_rss_mb": peak_rss_mb()}
 
 
 def bench_tiny_training_step(preset: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", TRAIN_STEP, preset], capture_output=True, text=True, check=True)
+    """`tiny_training_step` in a fresh process, so that its peak RSS is its own."""
+    command = [sys.executable, __file__, "--train-step", preset]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -135,7 +157,11 @@ def main(argv=None):
     parser.add_argument("--presets", nargs="+", default=["tdos-vit-b16", "tdos-rn50"])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-step", metavar="PRESET", help=argparse.SUPPRESS)  # internal: one tiny training run
     args = parser.parse_args(argv)
+    if args.train_step:
+        print(json.dumps(tiny_training_step(args.train_step)))
+        return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input 1x3x{args.size}x{args.size}")
     ceilings = {"float32": matmul_ceiling(torch.float32), "bfloat16": matmul_ceiling(torch.bfloat16)}
@@ -148,8 +174,10 @@ def main(argv=None):
     )
     print(header)
     print("|---" * 9 + "|")
+    module_gflop = {}
     for preset in args.presets:
         for row in bench_preset(preset, args.size, args.repeats):
+            module_gflop[preset] = row["module_gflop"]  # the same for both dtypes
             share = row["text_s"] / row["recomputed_s"]
             ceiling = ceilings[row["dtype"]]
             print(
@@ -158,6 +186,12 @@ def main(argv=None):
                 f"{row['cached_gflop']:.0f} / {row['recomputed_gflop']:.0f} | {row['cached_gflops_per_s']:.1f} | "
                 f"{row['cached_gflops_per_s'] * 1e9 / ceiling:.0%} |"
             )
+    print()
+    modules = sorted({name for counts in module_gflop.values() for name in counts})
+    print("| module (text branch recomputed, fp32 FLOPs) | " + " | ".join(f"{p} GFLOP" for p in module_gflop) + " |")
+    print("|---" * (len(module_gflop) + 1) + "|")
+    for name in modules:
+        print(f"| {name} | " + " | ".join(f"{counts.get(name, 0.0):.1f}" for counts in module_gflop.values()) + " |")
     print()
     print(
         "| tiny preset | training step, batch 2 x 64x128, forward + backward + AdamW (ms) | peak RSS of the process (MB) "
