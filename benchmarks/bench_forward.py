@@ -26,6 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from rss import peak_rss_mb  # noqa: E402
+
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
 
 
@@ -55,13 +57,6 @@ def count_flops_by_module(function) -> dict[str, int]:
         if name.count(".") == 1:  # "TDOSForOODSegmentation.<child>"
             counts[name.split(".")[1]] = sum(per_op.values())
     return counts
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process's own address space (VmHWM). Not getrusage's ru_maxrss: on Linux a child process
-    starts from its parent's peak, so a child of a large parent would report the parent's."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 def matmul_ceiling(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:

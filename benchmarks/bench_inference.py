@@ -26,7 +26,8 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from bench_forward import count_flops, matmul_ceiling, peak_rss_mb  # noqa: E402
+from bench_forward import count_flops, matmul_ceiling  # noqa: E402
+from rss import peak_rss_mb  # noqa: E402
 
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
 from tdos.modeling_tdos import sliding_window_starts  # noqa: E402

@@ -6,7 +6,7 @@ Compares, in one run and on the same synthetic data (frames of float32 scores, ~
   * scikit-learn as RbA / Mask2Anomaly use it: every frame kept, non-void pixels concatenated, then
     `average_precision_score`, `roc_curve` + `auc`, FPR at the first TPR > 0.95 (scikit-learn is favoured here:
     boolean labels and float32 scores instead of the peers' int64 / float64 arrays).
-Each side runs in its own subprocess so that its peak RSS (`resource.getrusage(...).ru_maxrss`) is its own.
+Each side runs in its own subprocess so that its peak RSS (VmHWM, `rss.peak_rss_mb`) is its own.
 Times cover the metric work only (frame generation is excluded; it is identical on every side).
 The engine is loaded from `tdos/evaluation.py` alone (it needs only NumPy); importing the `tdos` package also loads
 torch and transformers (~0.7 GB RSS), which a training or evaluation script has loaded anyway.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+from rss import peak_rss_mb
 
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tdos"
@@ -115,7 +115,7 @@ def run_side(side: str, frames: int, height: int, width: int) -> dict:
         values = run_sklearn(frames, height, width)
     else:
         values = run_engine(frames, height, width, "smiyc" if side == "engine-smiyc" else "exact")
-    values["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    values["peak_rss_gb"] = peak_rss_mb() / 1024
     return values
 
 
