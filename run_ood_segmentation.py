@@ -93,7 +93,11 @@ class DataArguments:
     synthetic_width: int = field(default=512, metadata={"help": "Synthetic benchmark: image width."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many images."})
     eval_scale: list[int] | None = field(
-        default=None, metadata={"help": "Test scale LONG SHORT for every benchmark (default: per benchmark, METHOD §4.6)."}
+        default=None,
+        metadata={
+            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, METHOD §4.6) and for the image "
+            "processor saved with the model (default: long side 2048, short side 1024)."
+        },
     )
     inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
     num_overlays: int = field(default=4, metadata={"help": "Anomaly overlays written per benchmark."})
@@ -343,7 +347,10 @@ def main(argv: list[str] | None = None):
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
     model = build_model(model_args, training_args.seed)
-    processor = TDOSImageProcessor(size_divisor=model.config.input_stride)
+    processor_options = {"size_divisor": model.config.input_stride}
+    if data_args.eval_scale is not None:  # saved with the model: its pipelines then resize to the evaluation scale
+        processor_options["size"] = {"longest_edge": data_args.eval_scale[0], "shortest_edge": data_args.eval_scale[1]}
+    processor = TDOSImageProcessor(**processor_options)
     logger.info(
         f"TDOS model: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
         f"{sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6:.1f}M trainable; "

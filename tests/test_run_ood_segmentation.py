@@ -70,7 +70,7 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
     output = run_script(
         *TINY, "--output_dir", str(tmp_path), "--do_train", "--max_steps", "3", "--do_eval",
         "--ood_objects_folder", str(objects), "--paste_probability", "1.0",
-        "--eval_benchmarks", "synthetic", "--max_eval_samples", "3", "--num_overlays", "2",
+        "--eval_benchmarks", "synthetic", "--max_eval_samples", "3", "--num_overlays", "2", "--eval_scale", "128", "64",
     )  # fmt: skip
     results = json.loads((tmp_path / "eval_results.json").read_text())
     row = results["synthetic:anomaly"]
@@ -80,16 +80,32 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
     assert "| synthetic:anomaly | 3 |" in output
     folder = tmp_path / "eval" / "synthetic_anomaly"
     assert len(list(folder.glob("overlay_*.png"))) == 2
-    assert len(list(folder.glob("*.png"))) >= 4  # two overlays + PR + ROC curves
+    assert (folder / "synthetic_anomaly_pr.png").is_file() and (folder / "synthetic_anomaly_roc.png").is_file()
     assert not list(folder.glob(".scores-*"))
     # the saved folder is a complete model + processor that a pipeline loads
     from transformers import pipeline
 
     import tdos  # noqa: F401  (registers the ood-segmentation task)
 
+    size = json.loads((tmp_path / "preprocessor_config.json").read_text())["size"]
+    assert (size["longest_edge"], size["shortest_edge"]) == (128, 64)  # --eval_scale is the saved processor's scale
     segmenter = pipeline("ood-segmentation", model=str(tmp_path), device="cpu", trust_remote_code=True)
     prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)))
     assert prediction["anomaly_score"].shape == (64, 128)
+
+
+def test_the_readme_demo_script_runs_end_to_end_in_short(tmp_path):
+    """scripts/demo.sh exactly as the README runs it (set-up included), with 4 training steps and 3 eval images."""
+    env = script_env(DEMO_STEPS="4", DEMO_EVAL_SAMPLES="3", TDOS_VENV=sys.prefix)
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "demo.sh"), str(tmp_path / "demo")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| synthetic:anomaly | 3 |" in result.stdout
+    assert json.loads((tmp_path / "demo" / "eval_results.json").read_text())["synthetic:anomaly"]["frames"] == 3
+    assert (tmp_path / "demo" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "eval" / "synthetic_anomaly" / "synthetic_anomaly_pr.png").is_file()
 
 
 def test_rn50_backbone_trains_and_evaluates_through_the_script(tmp_path):
