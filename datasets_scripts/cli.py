@@ -7,6 +7,7 @@ overlays as PNG files.
 import argparse
 import logging
 import os
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ def write_png_atomically(array: np.ndarray, path: Path) -> None:
     """Writes a PNG under a temporary name in the same folder (permissions from the umask), then renames it into
     place; on error the temporary file is removed and the error propagates. (`tdos.atomic_io` does the same for the
     model side; it is not imported here so that the datasets never load the model package.)"""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as handle:
             Image.fromarray(array).save(handle, format="PNG")
