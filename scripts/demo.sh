@@ -14,8 +14,8 @@ bash scripts/setup.sh
 VENV=${TDOS_VENV:-.venv}
 OUT=${1:-outputs/demo}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# One compute thread: with the data-loading worker on the second core, a second OpenMP thread only contends for it
-# (measured on the 2-core machine: 1.7 training steps/s with one thread, 0.14 steps/s with two).
+# One compute thread, as measured for the README: two threads trained faster on the 2-core machine (2.35 vs 1.65
+# steps/s over the first 40 steps) but reduce sums in another order, which took the run elsewhere (AP 0.36, not 0.54).
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 "$VENV/bin/python" run_ood_segmentation.py \
   --preset tiny --random_clip_init \
