@@ -41,22 +41,20 @@ def median_time(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def count_flops(function) -> int:
-    with FlopCounterMode(display=False) as counter:
-        function()
-    return counter.get_total_flops()
-
-
-def count_flops_by_module(function) -> dict[str, int]:
-    """FLOPs of each direct child of the model (FlopCounterMode counts matmuls and convolutions; grid_sample,
-    softmax and normalisations are not counted)."""
+def count_flops_by_module(function) -> tuple[int, dict[str, int]]:
+    """Total FLOPs of one call and those of each direct child of the model (FlopCounterMode counts matmuls and
+    convolutions; grid_sample, softmax and normalisations are not counted)."""
     with FlopCounterMode(display=False) as counter:
         function()
     counts = {}
     for name, per_op in counter.get_flop_counts().items():
         if name.count(".") == 1:  # "TDOSForOODSegmentation.<child>"
             counts[name.split(".")[1]] = sum(per_op.values())
-    return counts
+    return counter.get_total_flops(), counts
+
+
+def count_flops(function) -> int:
+    return count_flops_by_module(function)[0]
 
 
 def matmul_ceiling(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -94,9 +92,8 @@ def bench_preset(preset: str, size: int, repeats: int) -> list[dict]:
         recomputed_seconds = median_time(recomputed, repeats)
         text_seconds = median_time(text_only, repeats)
         model._text_cache = None
-        recomputed_flops = count_flops(recomputed)
+        recomputed_flops, module_flops = count_flops_by_module(recomputed)
         cached_flops = count_flops(cached)
-        module_flops = count_flops_by_module(recomputed)
         rows.append(
             {
                 "preset": preset,
