@@ -176,8 +176,9 @@ class ComponentOODMetrics:
         scores = _as_array(scores, "scores", name)
         predicted, labels = self._predicted_mask(scores, labels, name)
         min_prediction_size = 0 if _is_mask(scores) else self.min_prediction_size
+        smiyc = self.protocol == "smiyc"
         components = _frame_components(
-            predicted, labels, min_prediction_size, self.min_ground_truth_size, filter_background=self.protocol == "smiyc"
+            predicted, labels, min_prediction_size, self.min_ground_truth_size, filter_background=smiyc
         )
         return _component_scores(*components)
 

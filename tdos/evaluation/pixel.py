@@ -15,8 +15,8 @@ from .curves import (
     fpr_at_tpr,
 )
 from .inputs import PROTOCOLS, VOID_LABEL, FrameId, _frame_name, _ood_frame
-from .results import PixelFrameSummary, PixelOODResult
-from .smiyc import _smiyc_curve, _smiyc_frame_summary
+from .results import PIXEL_SUMMARY_FIELDS, PixelFrameSummary, PixelOODResult
+from .smiyc import _empty_summary, _smiyc_curve, _smiyc_frame_summary
 
 
 class PixelOODMetrics:
@@ -146,6 +146,23 @@ class PixelOODMetrics:
         else:
             self._frame_summaries.append(PixelFrameSummary(thresholds, positives, negatives))
         self.num_frames += 1
+
+    def summary(self) -> PixelFrameSummary:
+        """Every frame added so far as one summary, for `add_summary` of a `PixelOODMetrics` with the same options.
+
+        Adding it to an empty instance gives the same `compute()` as this one (e.g. to merge the work of several
+        processes, or to store the state): the exact protocol's non-empty histogram bins (at most 2**key_bits),
+        or the SMIYC protocol's frame bins one after the other (at most `num_bins` per frame).
+        """
+        if self.protocol == "exact":
+            bins = np.flatnonzero(self._totals)
+            positives = self._positives[bins]
+            return PixelFrameSummary(_lower_edges(bins, self._shift), positives, self._totals[bins] - positives)
+        if not self._frame_summaries:
+            return _empty_summary()
+        return PixelFrameSummary(
+            *(np.concatenate([getattr(s, field) for s in self._frame_summaries]) for field in PIXEL_SUMMARY_FIELDS)
+        )
 
     def compute(self) -> PixelOODResult:
         """Metrics and curve over all frames added so far (the state is kept; `reset` clears it)."""

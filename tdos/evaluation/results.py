@@ -8,6 +8,9 @@ import numpy as np
 from .curves import fpr_at_tpr
 
 
+PIXEL_SUMMARY_FIELDS = ("thresholds", "positives", "negatives")
+
+
 @dataclass(frozen=True)
 class PixelFrameSummary:
     """A frame reduced to a histogram: the pixel counts of each non-empty score bin.
@@ -25,11 +28,7 @@ class PixelFrameSummary:
 
     def to_dict(self) -> dict[str, list]:
         """Plain lists, one entry per bin: rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
-        return {
-            "thresholds": self.thresholds.tolist(),
-            "positives": self.positives.tolist(),
-            "negatives": self.negatives.tolist(),
-        }
+        return {field: getattr(self, field).tolist() for field in PIXEL_SUMMARY_FIELDS}
 
 
 @dataclass(frozen=True)
