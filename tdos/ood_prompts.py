@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .atomic_io import write_atomically
+from .text_cleaning import clean_texts
 
 
 logger = logging.getLogger(__name__)
@@ -411,7 +412,7 @@ def _text_features(model, tokenizer, prompts: Sequence[str], batch_size: int):
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(
-                list(prompts[start : start + batch_size]),
+                clean_texts(prompts[start : start + batch_size]),
                 padding=True,
                 truncation=True,
                 max_length=max_length,
