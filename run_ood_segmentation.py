@@ -102,7 +102,7 @@ class DataArguments:
     eval_scale: list[int] | None = field(
         default=None,
         metadata={
-            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, METHOD §4.6) and for the image "
+            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, docs/method.md §7) and for the image "
             "processor saved with the model (default: long side 2048, short side 1024)."
         },
     )
@@ -124,7 +124,7 @@ class DataArguments:
 
 @dataclass
 class TDOSTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with TDOS's recipe as defaults (METHOD §4.4): AdamW lr 1e-4, weight decay 1e-5, 20k steps,
+    """`TrainingArguments` with TDOS's recipe as defaults (docs/method.md §5): AdamW lr 1e-4, weight decay 1e-5, 20k steps,
     1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
 
     learning_rate: float = field(default=1e-4, metadata={"help": "Base AdamW learning rate (per-module multipliers apply)."})
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None):
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="image-segmentation")
     trainer.accelerator.end_training()
     if training_args.world_size > 1:
-        # two-process gloo runs can abort at interpreter exit after the work is done (DESIGN.md)
+        # two-process gloo runs can abort at interpreter exit after the work is done (docs/method.md §8)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -49,7 +49,7 @@ ENCODINGS = {
         _lookup_table({**{i: CITYSCAPES_LABEL_ID_TO_TRAIN_ID.get(i, 255) for i in range(34)}, 255: 255}),
         "Cityscapes labelIds 0-33 or 255 (license plate)",
     ),
-    # POC-style Cityscapes+objects: trainIds, object ids 19-254 -> 19 (METHOD §4.5).
+    # POC-style Cityscapes+objects: trainIds, object ids 19-254 -> 19 (docs/method.md §6).
     "poc": (_lookup_table({**{i: min(i, 19) for i in range(255)}, 255: 255}), "trainIds 0-18, object ids 19-254, 255"),
     "ood": (_lookup_table({0: 0, 1: 1, 255: 255}), "0 (in-distribution), 1 (anomaly) or 255 (void)"),
     # Road Anomaly stores anomalies as 2.

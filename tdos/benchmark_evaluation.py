@@ -53,7 +53,7 @@ TEST_SCALES = {
     "smiyc_anomaly": (1280, 720),
     "smiyc_obstacle": (1920, 1080),
 }
-"""Test scale (long side, short side) per benchmark, METHOD §4.6; images are resized keeping their ratio. Benchmarks
+"""Test scale (long side, short side) per benchmark, docs/method.md §7; images are resized keeping their ratio. Benchmarks
 not listed (the synthetic one) are evaluated at their own resolution."""
 SMIYC_TRACKS = {"smiyc_anomaly": "AnomalyTrack", "smiyc_obstacle": "ObstacleTrack"}
 PROTOCOL_TITLES = {
