@@ -102,8 +102,8 @@ class DataArguments:
     eval_scale: list[int] | None = field(
         default=None,
         metadata={
-            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, docs/method.md §7) and for the image "
-            "processor saved with the model (default: long side 2048, short side 1024)."
+            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, docs/method.md §7) and for "
+            "the image processor saved with the model (default: long side 2048, short side 1024)."
         },
     )
     inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
@@ -118,14 +118,14 @@ class DataArguments:
     )
     overwrite_eval_results: bool = field(
         default=False,
-        metadata={"help": "Replace results (and plots) of the same benchmarks already in OUTPUT_DIR/eval_results.json."},
+        metadata={"help": "Replace the results (and plots) of benchmarks already in OUTPUT_DIR/eval_results.json."},
     )
 
 
 @dataclass
 class TDOSTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with TDOS's recipe as defaults (docs/method.md §5): AdamW lr 1e-4, weight decay 1e-5, 20k steps,
-    1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
+    """`TrainingArguments` with TDOS's recipe as defaults (docs/method.md §5): AdamW lr 1e-4, weight decay 1e-5,
+    20k steps, 1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
 
     learning_rate: float = field(default=1e-4, metadata={"help": "Base AdamW learning rate (per-module multipliers apply)."})
     weight_decay: float = field(default=1e-5, metadata={"help": "AdamW weight decay (none on norms and embeddings)."})

@@ -3,15 +3,15 @@
 
 Per benchmark it writes, under `OUTPUT_DIR/eval/NAME/`, PR and ROC curves, a few anomaly overlays, and adds the
 numbers to `OUTPUT_DIR/eval_results.json` (results of other benchmarks already there are kept; replacing those of a
-benchmark takes `overwrite=True`). OOD benchmarks (labels 0/1/255) get AUROC, AP, FPR95 and, for the SMIYC tracks, the
-component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel metrics when their labels contain OOD
-objects (trainId 19).
+benchmark takes `overwrite=True`). OOD benchmarks (labels 0/1/255) get AUROC, AP, FPR95 and, for the SMIYC tracks,
+the component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel metrics when their labels contain
+OOD objects (trainId 19).
 
 Every result names its `protocol` (see `tdos.evaluation.PixelOODMetrics`): the SMIYC tracks use the official SMIYC
-protocol by default (`smiyc_protocol="smiyc"`: float16 scores, per-frame percentile bins, and the component metrics at
-the official best-F1 threshold with the official size filters), so their numbers are those of the official code; the
-other benchmarks use the exact protocol, whose pixel metrics are scikit-learn's, as the peers' evaluation code computes
-them.
+protocol by default (`smiyc_protocol="smiyc"`: float16 scores, per-frame percentile bins, and the component metrics
+at the official best-F1 threshold with the official size filters), so their numbers are those of the official code;
+the other benchmarks use the exact protocol, whose pixel metrics are scikit-learn's, as the peers' evaluation code
+computes them.
 
 SMIYC component metrics need the best-F1 threshold of the whole dataset's pixel curve, so they take a second pass:
 the first pass stores each frame's anomaly map (float16, one `.npy` per frame, on disk, never in memory) and the
@@ -53,8 +53,8 @@ TEST_SCALES = {
     "smiyc_anomaly": (1280, 720),
     "smiyc_obstacle": (1920, 1080),
 }
-"""Test scale (long side, short side) per benchmark, docs/method.md §7; images are resized keeping their ratio. Benchmarks
-not listed (the synthetic one) are evaluated at their own resolution."""
+"""Test scale (long side, short side) per benchmark, docs/method.md §7; images are resized keeping their ratio.
+Benchmarks not listed (the synthetic one) are evaluated at their own resolution."""
 SMIYC_TRACKS = {"smiyc_anomaly": "AnomalyTrack", "smiyc_obstacle": "ObstacleTrack"}
 PROTOCOL_TITLES = {
     "exact": "exact protocol: pixel metrics over all non-void pixels, as scikit-learn computes them",
@@ -105,7 +105,14 @@ class BenchmarkEvaluator:
     """Evaluates one model on benchmark after benchmark; see the module docstring."""
 
     def __init__(
-        self, model, processor, output_dir: Path, inference_mode=None, bf16=False, num_overlays=4, smiyc_protocol="smiyc"
+        self,
+        model,
+        processor,
+        output_dir: Path,
+        inference_mode=None,
+        bf16=False,
+        num_overlays=4,
+        smiyc_protocol="smiyc",
     ):
         if smiyc_protocol not in PROTOCOL_TITLES:
             raise ValueError(f"smiyc_protocol={smiyc_protocol!r}; expected one of {tuple(PROTOCOL_TITLES)}")
@@ -188,11 +195,16 @@ def check_results_file(output_dir, specs: list[BenchmarkSpec], overwrite: bool =
         raise ValueError(f"Cannot read {path}: {error}; expected the JSON results of an earlier evaluation") from error
     if not isinstance(previous, dict):
         raise ValueError(f"{path} holds {type(previous).__name__}; expected {{benchmark: {{metric: value}}}}")
-    clashes = [f"{spec.key} ({previous[spec.key].get('frames', '?')} frames)" for spec in specs if spec.key in previous]
+    clashes = [
+        f"{spec.key} ({previous[spec.key].get('frames', '?') if isinstance(previous[spec.key], dict) else '?'} frames)"
+        for spec in specs
+        if spec.key in previous
+    ]
     if clashes and not overwrite:
         raise FileExistsError(
             f"{path} already holds results for {', '.join(clashes)}; evaluating again would replace them and their "
-            f"plots under {Path(output_dir) / 'eval'}. Pass overwrite (--overwrite_eval_results) or another output folder."
+            f"plots under {Path(output_dir) / 'eval'}. Pass overwrite (--overwrite_eval_results) or another output "
+            "folder."
         )
     return previous
 

@@ -136,10 +136,10 @@ class TDOSResNetImageEncoder(nn.Module):
         return embeddings[:, :1], embeddings[:, 1:].transpose(1, 2).reshape(batch, -1, height, width)
 
     def augment_layer1(self, features: torch.Tensor, ood_mask: torch.Tensor) -> torch.Tensor:
-        """docs/method.md §3 on layer1 `(B, C, h, w)`: noise `eps * noise_scale * sigma_n` on in-distribution pixels; on OOD
-        pixels (nearest-resized `ood_mask`), with probability `resnet_style_probability`, a mix of `resnet_style_mix`
-        of the features AdaIN-stylised toward the in-distribution statistics `mu_n, sigma_n` (ignore pixels count as
-        in-distribution). Samples without in-distribution pixels get no style mix."""
+        """docs/method.md §3 on layer1 `(B, C, h, w)`: noise `eps * noise_scale * sigma_n` on in-distribution pixels;
+        on OOD pixels (nearest-resized `ood_mask`), with probability `resnet_style_probability`, a mix of
+        `resnet_style_mix` of the features AdaIN-stylised toward the in-distribution statistics `mu_n, sigma_n`
+        (ignore pixels count as in-distribution). Samples without in-distribution pixels get no style mix."""
         config = self.config
         ood = F.interpolate(ood_mask[:, None].float(), size=features.shape[-2:], mode="nearest").to(features.dtype)
         normal = 1 - ood

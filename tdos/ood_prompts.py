@@ -330,8 +330,8 @@ def rank_wordnet_candidates(
     class_names: Sequence[str], synsets: Sequence[str] | None = None, taxonomy: Taxonomy | None = None
 ) -> list[OODCandidate]:
     """
-    Recipe B (docs/method.md §2) up to the banding: the candidate pool ranked farthest first by Wu–Palmer distance to the
-    nearest ID synset. Distances take few values, so ties are broken deterministically: by the longer shortest path
+    Recipe B (docs/method.md §2) up to the banding: the candidate pool ranked farthest first by Wu–Palmer distance to
+    the nearest ID synset. Distances take few values, so ties are broken deterministically: by the longer shortest path
     to the ID synsets, then by the CRC-32 of the synset name (a fixed pseudo-random order, so a band that cuts a tie
     samples it evenly instead of taking one alphabetical slice), then by the name.
 
@@ -553,7 +553,8 @@ def load_ood_bands(path: str | os.PathLike | None = None) -> list[list[str]]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tdos-ood-words",
-        description="Make distance-banded OOD words for TDOS's learnable OOD prompts (docs/method.md §2), or install WordNet.",
+        description="Make distance-banded OOD words for TDOS's learnable OOD prompts (docs/method.md §2), or install "
+        "WordNet.",
     )
     classes = parser.add_mutually_exclusive_group()
     classes.add_argument("--classes", nargs="+", metavar="NAME", help="ID class names")

@@ -1,5 +1,5 @@
-"""Training-side pieces of `run_ood_segmentation.py`: the augmentation of docs/method.md §6, the training stream that feeds
-the `Trainer`, the batch collator, a `Trainer` with TDOS's parameter groups, and checkpoint discovery.
+"""Training-side pieces of `run_ood_segmentation.py`: the augmentation of docs/method.md §6, the training stream that
+feeds the `Trainer`, the batch collator, a `Trainer` with TDOS's parameter groups, and checkpoint discovery.
 
 Every random decision of the data pipeline is drawn from a generator seeded by `(seed, epoch, example id)`, never
 from the global RNG. Data order and augmentation therefore do not depend on worker count or on how many batches were

@@ -1,4 +1,4 @@
-"""SMIYC rows of the evaluation tables come from the official protocol and say so; other benchmarks' from the exact one."""
+"""SMIYC rows of the evaluation tables come from the official protocol and say so; the others from the exact one."""
 
 import json
 

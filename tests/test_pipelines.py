@@ -10,16 +10,7 @@ from conftest import build_tiny_model
 from PIL import Image
 from transformers import pipeline
 
-from tdos import OODSegmentationPipeline, TDOSImageProcessor, save_for_inference
-
-
-@pytest.fixture(scope="module")
-def inference_dir(tmp_path_factory):
-    """A saved tiny model folder with its image processor and the ood-segmentation pipeline code."""
-    path = tmp_path_factory.mktemp("tiny_tdos_inference")
-    processor = TDOSImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=8)
-    save_for_inference(build_tiny_model(), processor, path)
-    return path
+from tdos import OODSegmentationPipeline, TDOSImageProcessor
 
 
 @pytest.fixture(scope="module")
