@@ -7,10 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny_model
+from conftest import save_tiny_inference_folder
 
 import tdos
-from tdos import TDOSImageProcessor, save_for_inference
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,10 +47,7 @@ def test_public_names_are_all_reachable():
 
 @pytest.fixture(scope="module")
 def inference_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny_tdos_lazy")
-    processor = TDOSImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=8)
-    save_for_inference(build_tiny_model(), processor, path)
-    return path
+    return save_tiny_inference_folder(tmp_path_factory.mktemp("tiny_tdos_lazy"))
 
 
 @pytest.mark.parametrize(
