@@ -36,12 +36,10 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def inference_dir(tmp_path_factory):
-    """A saved tiny model folder with its image processor and the ood-segmentation pipeline code (read only)."""
+def save_tiny_inference_folder(path):
+    """Writes a tiny model, its image processor and the ood-segmentation pipeline code to `path` (save_for_inference)."""
     from tdos import TDOSImageProcessor, save_for_inference
 
-    path = tmp_path_factory.mktemp("tiny_tdos_inference")
     processor = TDOSImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=8)
     save_for_inference(build_tiny_model(), processor, path)
     return path

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import save_tiny_inference_folder
 
 import tdos
 
@@ -42,6 +43,11 @@ def test_public_names_are_all_reachable():
         assert getattr(tdos, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
         tdos.NoSuchName  # noqa: B018
+
+
+@pytest.fixture(scope="module")
+def inference_dir(tmp_path_factory):
+    return save_tiny_inference_folder(tmp_path_factory.mktemp("tiny_tdos_lazy"))
 
 
 @pytest.mark.parametrize(

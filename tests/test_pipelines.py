@@ -6,11 +6,17 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_model
+from conftest import build_tiny_model, save_tiny_inference_folder
 from PIL import Image
 from transformers import pipeline
 
 from tdos import OODSegmentationPipeline, TDOSImageProcessor
+
+
+@pytest.fixture(scope="module")
+def inference_dir(tmp_path_factory):
+    """A saved tiny model folder with its image processor and the ood-segmentation pipeline code."""
+    return save_tiny_inference_folder(tmp_path_factory.mktemp("tiny_tdos_inference"))
 
 
 @pytest.fixture(scope="module")
