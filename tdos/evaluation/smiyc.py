@@ -46,8 +46,8 @@ def _empty_summary() -> PixelFrameSummary:
 def _smiyc_curve(summaries: list[PixelFrameSummary]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(thresholds, cumulative TP, cumulative FP) of the curve of pooled frame bins.
 
-    All frames' bins are sorted by lower edge, highest first, and counted cumulatively; of each run of equal
-    thresholds the first and the last entry are kept, as the official `curves_from_cmats` does. Each kept point
+    All frames' bins are sorted by lower edge, highest first, and counted cumulatively; the last entry of each run of
+    equal thresholds is kept, plus the very first entry, as the official `curves_from_cmats` does. Each kept point
     keeps its own threshold, so the best-F1 point's threshold is the one it was counted at (the official code at
     commit 1c7804e, "fix best-f1 threshold selection"; before it, the threshold was read from the list before the
     runs were collapsed, one position further on).
