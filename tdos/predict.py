@@ -29,6 +29,7 @@ from transformers import AutoImageProcessor, AutoModel, pipeline
 from . import TDOSImageProcessor  # importing the package registers the model, processor and pipeline task
 from .atomic_io import write_atomically
 from .image_processing_tdos import SIXTEEN_BIT_MODES, to_rgb_input
+from .model_folder import check_model_folder
 
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def save_outputs(output: dict, image: Image.Image, stem: Path, output_dir: Path,
 
 
 def load_pipeline(model_dir: str, device: str):
+    check_model_folder(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     try:
         processor = AutoImageProcessor.from_pretrained(model_dir)
@@ -104,7 +106,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
     parser.add_argument("--inference-mode", choices=("slide", "whole"), default=None, help="default: the model config's")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        check_model_folder(args.model, "--model")
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        parser.error(f"--output-dir {str(args.output_dir)!r} is a file; expected a folder (created when missing)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
