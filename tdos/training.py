@@ -24,6 +24,8 @@ from transformers import Trainer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .optimization import get_parameter_groups
+
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ class TDOSTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             model = self.model if model is None else model
-            groups = model.get_parameter_groups(self.args.learning_rate, self.args.weight_decay)
+            groups = get_parameter_groups(model, self.args.learning_rate, self.args.weight_decay)
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
