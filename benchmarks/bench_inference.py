@@ -1,17 +1,26 @@
-"""Sliding-window inference of one 2048x1024 image at `tdos-vit-b16` dimensions (random weights) on the CPU.
+"""Sliding-window inference of one 2048x1024 image at `tdos-vit-b16` dimensions (random weights) on the CPU: the
+release-style baseline, each optimisation on its own, and all together, in one run.
 
-Compares, in one run, for fp32 and bf16 autocast (each variant in a fresh subprocess, measured once after a
-one-window warm-up, so its peak RSS is its own):
-  * ours: `TDOSForOODSegmentation.predict` as shipped — 18 windows (crop 512, stride 341) one at a time, the text
-    branch computed once per call;
-  * ours, batched: the same with `--window-batch-size` windows per forward pass;
-  * release: the windows one at a time with the text branch recomputed for every window (the original code's way).
-Achieved FLOP/s (FLOPs from torch.utils.flop_counter: one window forward and one text branch) is set against the
-measured matmul throughput of this machine (helpers shared with `bench_forward.py`).
+Variants, each in a fresh subprocess (so its peak RSS is its own), timed once after a one-window warm-up:
+  * release: every window recomputes the text branch (the original code's way), transformers' deformable-attention
+    core, decoder position maps rebuilt in every forward;
+  * text once: the text branch computed once per `predict` call (this project's `predict` before issue 16);
+  * text once + deformable core: + the pixel decoder's own sampling core (levels weighted as they are sampled,
+    no stacked `(batch*heads, dim, queries, levels*points)` tensor; `tdos/deformable_attention.py`);
+  * text once + shared maps: + sine position maps and reference points computed once per shape and kept across
+    windows (`tdos/modeling_tdos_position.py`);
+  * all: text once, deformable core and shared maps (`predict` as shipped now);
+  * all, N windows per pass: the same with `--window-batch-size` windows per forward pass;
+  * all + torch.compile (with `--compile`): the pixel and transformer decoders compiled by inductor; the warm-up
+    window includes the compilation, reported on its own.
+Every variant's semantic map and anomaly score are compared with the release variant's (max abs difference).
+With `--profile`, the top-10 ops (self CPU time, one 512x512 window) of "text once" and of "all" are printed.
+FLOPs (torch.utils.flop_counter: one window forward and one text branch) are set against a measured matmul rate.
 
-The machine is shared and noisy: read the ratios, not the absolute times.
+The machine is shared and noisy: read the ratios of one run, not the absolute times.
 
-Usage: python benchmarks/bench_inference.py [--window-batch-size 6]
+Usage: python benchmarks/bench_inference.py [--dtypes float32 bfloat16] [--compile] [--profile] [--window-batch-size 6]
+                                           [--size 1024 2048]
 """
 
 from __future__ import annotations
@@ -21,22 +30,33 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 from bench_forward import count_flops, matmul_ceiling  # noqa: E402
 from rss import peak_rss_mb  # noqa: E402
+from transformers.models.mask2former import modeling_mask2former  # noqa: E402
 
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-from tdos import sliding_window  # noqa: E402
+from tdos import deformable_attention, modeling_tdos_position, sliding_window  # noqa: E402
 from tdos.sliding_window import sliding_window_starts  # noqa: E402
 
 
-HEIGHT, WIDTH = 1024, 2048
-VARIANTS = ("ours", "ours-batched", "release")
-DTYPES = ("float32", "bfloat16")
+# variant -> (text once, own deformable core, shared maps, window batch, compile)
+VARIANTS = {
+    "release": (False, False, False, 1, False),
+    "text once": (True, False, False, 1, False),
+    "text once + deformable core": (True, True, False, 1, False),
+    "text once + shared maps": (True, False, True, 1, False),
+    "all": (True, True, True, 1, False),
+    "all, batched": (True, True, True, None, False),
+    "all + torch.compile": (True, True, True, 1, True),
+}
+PROFILED = ("text once", "all")
 
 
 def build_model() -> TDOSForOODSegmentation:
@@ -56,32 +76,67 @@ def recompute_text_per_window() -> None:
     sliding_window.semantic_map_at_input_size = per_window
 
 
-def run_variant(variant: str, dtype: str, window_batch_size: int) -> dict:
-    """Times one `predict` of the variant (in this process) and reports its peak RSS."""
-    model = build_model()
-    if variant == "release":
+def configure(variant: str) -> tuple[int | None, bool]:
+    """Turns this worker's optimisations on or off; returns the window batch and whether to compile."""
+    text_once, own_core, shared_maps, window_batch, compile_decoders = VARIANTS[variant]
+    if not text_once:
         recompute_text_per_window()
-    # ours: predict's own default; release: one window at a time, as the original code
-    options = {"ours-batched": {"window_batch_size": window_batch_size}, "release": {"window_batch_size": 1}}
-    pixel_values = torch.randn(1, 3, HEIGHT, WIDTH)
+    if not own_core:
+        deformable_attention.multi_scale_deformable_attention = modeling_mask2former.multi_scale_deformable_attention
+    if not shared_maps:
+        modeling_tdos_position.MAX_CACHED_MAPS = 0
+    return window_batch, compile_decoders
+
+
+def top_ops(model: TDOSForOODSegmentation, window: torch.Tensor, autocast) -> str:
+    """The profiler's 10 ops of largest self CPU time in one window's `predict`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with autocast, profile(activities=[ProfilerActivity.CPU]) as profiler:
+        model.predict(window)
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=48)
+
+
+def run_variant(variant: str, dtype: str, args: argparse.Namespace, output_path: str) -> dict:
+    """Times one `predict` of the variant (in this process), saves its outputs and reports its peak RSS."""
+    window_batch, compile_decoders = configure(variant)
+    model = build_model()
+    if compile_decoders:
+        model.pixel_decoder.compile()
+        model.transformer_decoder.compile()
+    pixel_values = torch.randn(1, 3, *args.size, generator=torch.Generator().manual_seed(0))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
-        model.predict(pixel_values[..., :512, :512])  # warm-up: one window
+        start = time.perf_counter()
+        model.predict(pixel_values[..., :512, :512])  # warm-up: one window (and the compilation)
+        warm_up = time.perf_counter() - start
         model.reset_text_cache()
         start = time.perf_counter()
-        output = model.predict(pixel_values, **options.get(variant, {}))
+        output = model.predict(pixel_values, window_batch_size=window_batch or args.window_batch_size)
         seconds = time.perf_counter() - start
     if not torch.isfinite(output.anomaly_score).all():
         raise FloatingPointError(f"{variant}/{dtype}: non-finite anomaly scores")
-    return {"seconds": seconds, "peak_rss_gb": peak_rss_mb() / 1024}
+    torch.save({"semantic_map": output.semantic_map, "anomaly_score": output.anomaly_score}, output_path)
+    result = {"seconds": seconds, "warm_up_seconds": warm_up, "peak_rss_gb": peak_rss_mb() / 1024}
+    if args.profile and variant in PROFILED:
+        result["top_ops"] = top_ops(model, pixel_values[..., :512, :512], autocast)
+    return result
 
 
-def run_in_subprocess(variant: str, dtype: str, window_batch_size: int) -> dict:
-    command = [sys.executable, __file__, "--worker", variant, dtype, "--window-batch-size", str(window_batch_size)]
+def run_in_subprocess(variant: str, dtype: str, args, output_path: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", variant, dtype, str(output_path), "--size", *map(str, args.size),
+               "--window-batch-size", str(args.window_batch_size)] + (["--profile"] if args.profile else [])  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{variant}/{dtype} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def max_differences(path: Path, reference: dict) -> tuple[float, float]:
+    outputs = torch.load(path)
+    return tuple(
+        (outputs[name].float() - reference[name].float()).abs().max().item() for name in ("semantic_map", "anomaly_score")
+    )
 
 
 @torch.no_grad()
@@ -95,40 +150,61 @@ def window_and_text_flops() -> tuple[int, int]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, nargs=2, default=[1024, 2048], metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--window-batch-size", type=int, default=6)
-    parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "DTYPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=("float32", "bfloat16"))
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile variant")
+    parser.add_argument("--profile", action="store_true", help="print the top-10 op tables")
+    parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "DTYPE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_variant(*args.worker, args.window_batch_size)))
+        variant, dtype, output_path = args.worker
+        print(json.dumps(run_variant(variant, dtype, args, output_path)))
         return
 
-    windows = len(sliding_window_starts(HEIGHT, 512, 341)) * len(sliding_window_starts(WIDTH, 512, 341))
+    variants = [name for name in VARIANTS if args.compile or not VARIANTS[name][4]]
+    height, width = args.size
+    windows = len(sliding_window_starts(height, 512, 341)) * len(sliding_window_starts(width, 512, 341))
     window_flops, text_flops = window_and_text_flops()
-    flops = {
-        "ours": windows * window_flops + text_flops,
-        "ours-batched": windows * window_flops + text_flops,
-        "release": windows * (window_flops + text_flops),
-    }
-    ceilings = {"float32": matmul_ceiling(torch.float32), "bfloat16": matmul_ceiling(torch.bfloat16)}
+    ceilings = {dtype: matmul_ceiling(getattr(torch, dtype)) for dtype in args.dtypes}
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, one {WIDTH}x{HEIGHT} image, {windows} windows "
-        f"of 512 (stride 341), batched: {args.window_batch_size} windows per batch; per window {window_flops / 1e9:.0f} "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, one {width}x{height} image, {windows} windows "
+        f"of 512 (stride 341), batched: {args.window_batch_size} windows per pass; per window {window_flops / 1e9:.0f} "
         f"GFLOP, text branch {text_flops / 1e9:.0f} GFLOP"
     )
     for name, value in ceilings.items():
         print(f"matmul ceiling {name}: {value / 1e9:.1f} GFLOP/s (2048x2048 matmul)")
     print()
-    print("| dtype | variant | time (s) | release / this | GFLOP | GFLOP/s | % of matmul ceiling | peak RSS (GB) |")
-    print("|---" * 8 + "|")
-    for dtype in DTYPES:
-        results = {variant: run_in_subprocess(variant, dtype, args.window_batch_size) for variant in VARIANTS}
-        for variant, result in results.items():
-            rate = flops[variant] / result["seconds"]
-            print(
-                f"| {dtype} | {variant} | {result['seconds']:.1f} | "
-                f"{results['release']['seconds'] / result['seconds']:.2f}x | {flops[variant] / 1e9:.0f} | "
-                f"{rate / 1e9:.1f} | {rate / ceilings[dtype]:.0%} | {result['peak_rss_gb']:.2f} |"
-            )
+    header = ("| dtype | variant | time (s) | release / this | vs text once | GFLOP | GFLOP/s | % of matmul ceiling "
+              "| peak RSS (GB) | max abs diff to release (semantic map / anomaly score) |")  # fmt: skip
+    rows, tables = [header, "|---" * 10 + "|"], []
+    with tempfile.TemporaryDirectory(prefix="bench_inference_") as folder:
+        for dtype in args.dtypes:
+            results, paths = {}, {}
+            for variant in variants:
+                paths[variant] = Path(folder) / f"{dtype}_{len(results)}.pt"
+                results[variant] = run_in_subprocess(variant, dtype, args, paths[variant])
+                print(f"{dtype} {variant}: {results[variant]['seconds']:.1f} s", file=sys.stderr, flush=True)
+            reference = torch.load(paths["release"])
+            for variant, result in results.items():
+                flops = windows * window_flops + (text_flops if VARIANTS[variant][0] else windows * text_flops)
+                rate = flops / result["seconds"]
+                semantic, anomaly = max_differences(paths[variant], reference)
+                name = variant.replace("batched", f"{args.window_batch_size} windows per pass")
+                if VARIANTS[variant][4]:
+                    name += f" (warm-up with compilation {result['warm_up_seconds']:.0f} s)"
+                rows.append(
+                    f"| {dtype} | {name} | {result['seconds']:.1f} | "
+                    f"{results['release']['seconds'] / result['seconds']:.2f}x | "
+                    f"{results['text once']['seconds'] / result['seconds']:.2f}x | {flops / 1e9:.0f} | {rate / 1e9:.1f} | "
+                    f"{rate / ceilings[dtype]:.0%} | {result['peak_rss_gb']:.2f} | {semantic:.1e} / {anomaly:.1e} |"
+                )
+                if "top_ops" in result:
+                    tables.append(f"top-10 ops, {dtype}, {variant} (one 512x512 window):\n{result['top_ops']}")
+    print("\n".join(rows))
+    for table in tables:
+        print()
+        print(table)
 
 
 if __name__ == "__main__":
