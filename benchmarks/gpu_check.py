@@ -46,6 +46,7 @@ from rss import peak_rss_mb  # noqa: E402
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
 from tdos.atomic_io import write_atomically  # noqa: E402
 from tdos.evaluation import ComponentOODMetrics, PixelOODMetrics  # noqa: E402
+from tdos.optimization import get_parameter_groups  # noqa: E402
 from tdos.random_clip import random_clip  # noqa: E402
 
 
@@ -164,7 +165,7 @@ def check_training(report: Report, args, device: torch.device):
     model = build_model(args.preset).to(device).train()
     check_placement(report, model, device)
     optimizer = torch.optim.AdamW(
-        model.get_parameter_groups(1e-4, 1e-5), lr=1e-4, **({"fused": True} if device.type == "cuda" else {})
+        get_parameter_groups(model, 1e-4, 1e-5), lr=1e-4, **({"fused": True} if device.type == "cuda" else {})
     )
     batches = training_batches(4, args.batch_size, args.crop, device)
     if device.type == "cuda":
@@ -445,7 +446,7 @@ def script_command(args, output_dir: Path, num_processes: int, device: torch.dev
     crop = args.crop
     command = [*launcher, str(REPO / "run_ood_segmentation.py"),
                "--preset", args.preset, "--random_clip_init", "--train_dataset", "synthetic",
-               "--config_overrides", f"crop_size={crop},num_ood_prompts=8",
+               "--config_overrides", f"crop_size={crop}",
                "--synthetic_height", str(crop), "--synthetic_width", str(2 * crop), "--synthetic_num_examples", "16",
                "--per_device_train_batch_size", str(max(args.batch_size // max(num_processes, 1), 1)),
                "--max_steps", str(args.script_steps), "--warmup_steps", "0", "--do_train", "--bf16",
