@@ -15,12 +15,14 @@ Variants, each in a fresh subprocess (so its peak RSS is its own), timed once af
     window includes the compilation, reported on its own.
 Every variant's semantic map and anomaly score are compared with the release variant's (max abs difference).
 With `--profile`, the top-10 ops (self CPU time, one 512x512 window) of "text once" and of "all" are printed.
+`--paired` instead runs every window under each of release / text once / + deformable core / + shared maps / all in
+turn in one process (robust ratios on a loaded machine: a load change hits all of them alike).
 FLOPs (torch.utils.flop_counter: one window forward and one text branch) are set against a measured matmul rate.
 
 The machine is shared and noisy: read the ratios of one run, not the absolute times.
 
 Usage: python benchmarks/bench_inference.py [--dtypes float32 bfloat16] [--compile] [--profile] [--window-batch-size 6]
-                                           [--size 1024 2048]
+                                           [--size 1024 2048] [--paired]
 """
 
 from __future__ import annotations
@@ -123,6 +125,105 @@ def run_variant(variant: str, dtype: str, args: argparse.Namespace, output_path:
     return result
 
 
+PAIRED = ("release", "text once", "text once + deformable core", "text once + shared maps", "all")
+
+
+@torch.no_grad()
+def run_paired(args, dtype: str) -> list[str]:
+    """Every window of the image under each configuration of `PAIRED` in turn, in one process (the order rotating
+    from window to window), so that a load change on the shared machine hits all configurations alike. Returns the
+    table rows: total seconds, ratios of totals, the median of the per-window ratios to "text once", and the
+    largest difference of a window's semantic map to the release configuration's."""
+    original_core = deformable_attention.multi_scale_deformable_attention
+    model = build_model()
+    pixel_values = torch.randn(1, 3, *args.size, generator=torch.Generator().manual_seed(0))
+    crop, stride = model.config.crop_size, model.config.stride
+    windows = [
+        pixel_values[..., top : top + crop, left : left + crop]
+        for top in sliding_window_starts(args.size[0], crop, stride)
+        for left in sliding_window_starts(args.size[1], crop, stride)
+    ]
+    seconds = {name: [] for name in PAIRED}
+    differences = dict.fromkeys(PAIRED, 0.0)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    with autocast:
+        model.predict(windows[0])  # warm-up
+        for index, window in enumerate(windows):
+            maps = {}
+            for name in PAIRED[index % len(PAIRED) :] + PAIRED[: index % len(PAIRED)]:
+                text_once, own_core, shared_maps = VARIANTS[name][:3]
+                deformable_attention.multi_scale_deformable_attention = (
+                    original_core if own_core else modeling_mask2former.multi_scale_deformable_attention
+                )
+                modeling_tdos_position.MAX_CACHED_MAPS = 8 if shared_maps else 0
+                start = time.perf_counter()
+                if not text_once:
+                    model.reset_text_cache()
+                maps[name] = sliding_window.semantic_map_at_input_size(model, window, model.compute_text_embeddings())
+                seconds[name].append(time.perf_counter() - start)
+            for name in PAIRED:
+                differences[name] = max(differences[name], (maps[name] - maps["release"]).abs().max().item())
+    deformable_attention.multi_scale_deformable_attention = original_core
+    modeling_tdos_position.MAX_CACHED_MAPS = 8
+    rows = []
+    for name in PAIRED:
+        paired = sorted(a / b for a, b in zip(seconds["text once"], seconds[name]))
+        rows.append(
+            f"| {dtype} | {name} | {sum(seconds[name]):.1f} | {sum(seconds['release']) / sum(seconds[name]):.2f}x | "
+            f"{sum(seconds['text once']) / sum(seconds[name]):.2f}x | {paired[len(paired) // 2]:.2f}x | "
+            f"{differences[name]:.1e} |"
+        )
+    return rows
+
+
+@torch.no_grad()
+def run_components(dtype: str, repeats: int = 9) -> list[str]:
+    """Each optimisation at its own level, the two ways interleaved `repeats` times in this process (median
+    seconds): the deformable-attention core on one 512x512 window's pixel-decoder shapes (levels 16^2, 32^2, 64^2,
+    8 heads of 32, 4 points), and the position maps and reference points one window's decoders ask for."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(16, 16), (32, 32), (64, 64)]
+    keys = sum(height * width for height, width in shapes)
+    value = torch.randn(1, keys, 8, 32, generator=generator)
+    locations = torch.rand(1, keys, 8, 3, 4, 2, generator=generator)
+    weights = torch.rand(1, keys, 8, 3, 4, generator=generator).flatten(-2).softmax(-1).view(1, keys, 8, 3, 4)
+    embedding = modeling_tdos_position.TDOSSinePositionEmbedding(num_position_features=128)
+
+    def window_maps():
+        for _ in range(2):  # the pixel decoder's and the transformer decoder's
+            for height, width in shapes:
+                embedding(torch.Size([1, 256, height, width]), "cpu", torch.float32)
+        modeling_tdos_position.reference_points(shapes, 1, "cpu", torch.float32)
+
+    def set_sharing(on: bool):
+        modeling_tdos_position.MAX_CACHED_MAPS = 8 if on else 0
+
+    pairs = {
+        "deformable-attention core, one layer (transformers -> ours)": (
+            lambda: modeling_mask2former.multi_scale_deformable_attention(value, shapes, locations, weights),
+            lambda: deformable_attention.multi_scale_deformable_attention(value, shapes, locations, weights),
+            None,
+        ),
+        "position maps + reference points, one window (rebuilt -> shared)": (window_maps, window_maps, set_sharing),
+    }
+    rows = []
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    with autocast:
+        for name, (before, after, switch) in pairs.items():
+            times = ([], [])
+            for _ in range(repeats):
+                for index, function in enumerate((before, after)):
+                    if switch is not None:
+                        switch(index == 1)
+                    start = time.perf_counter()
+                    function()
+                    times[index].append(time.perf_counter() - start)
+            old, new = (sorted(t)[len(t) // 2] for t in times)
+            rows.append(f"| {dtype} | {name} | {old * 1e3:.1f} | {new * 1e3:.1f} | {old / new:.2f}x |")
+    set_sharing(True)
+    return rows
+
+
 def run_in_subprocess(variant: str, dtype: str, args, output_path: Path) -> dict:
     command = [sys.executable, __file__, "--worker", variant, dtype, str(output_path), "--size", *map(str, args.size),
                "--window-batch-size", str(args.window_batch_size)] + (["--profile"] if args.profile else [])  # fmt: skip
@@ -155,6 +256,7 @@ def main(argv=None):
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=("float32", "bfloat16"))
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile variant")
     parser.add_argument("--profile", action="store_true", help="print the top-10 op tables")
+    parser.add_argument("--paired", action="store_true", help="only the paired per-window comparison, in this process")
     parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "DTYPE", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -162,6 +264,18 @@ def main(argv=None):
         print(json.dumps(run_variant(variant, dtype, args, output_path)))
         return
 
+    if args.paired:
+        print(f"paired per-window comparison, one {args.size[1]}x{args.size[0]} image, windows of 512 (stride 341)")
+        print("| dtype | configuration | windows total (s) | release / this | text once / this "
+              "| median per-window text once / this | max abs diff to release (semantic map) |")  # fmt: skip
+        print("|---" * 7 + "|")
+        for dtype in args.dtypes:
+            print("\n".join(run_paired(args, dtype)), flush=True)
+        print("\n| dtype | optimisation, at its own level | before (ms) | after (ms) | before / after |")
+        print("|---" * 5 + "|")
+        for dtype in args.dtypes:
+            print("\n".join(run_components(dtype)), flush=True)
+        return
     variants = [name for name in VARIANTS if args.compile or not VARIANTS[name][4]]
     height, width = args.size
     windows = len(sliding_window_starts(height, 512, 341)) * len(sliding_window_starts(width, 512, 341))

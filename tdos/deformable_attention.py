@@ -54,15 +54,17 @@ def multi_scale_deformable_attention(
     values = value.split([height * width for height, width in spatial_shapes_list], dim=1)
     grids = (2 * sampling_locations - 1).transpose(1, 2).flatten(0, 1)  # (batch * heads, queries, levels, points, 2)
     weights = attention_weights.transpose(1, 2).flatten(0, 1)  # (batch * heads, queries, levels, points)
-    output = None
+    output, dtype = None, weights.dtype
     for level, (height, width) in enumerate(spatial_shapes_list):
         level_value = values[level].permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width)
         sampled = F.grid_sample(
             level_value, grids[:, :, level], mode="bilinear", padding_mode="zeros", align_corners=False
         )  # (batch * heads, head_dim, queries, points)
-        weighted = (sampled * weights[:, None, :, level]).sum(-1)  # (batch * heads, head_dim, queries)
+        # summed in float32 across levels too, so that bf16 rounds once, as transformers' single sum does
+        weighted = (sampled * weights[:, None, :, level]).sum(-1, dtype=torch.float32)  # (batch * heads, dim, queries)
         output = weighted if output is None else output + weighted
-    return output.view(batch, heads * head_dim, num_queries).transpose(1, 2).contiguous()
+        dtype = torch.promote_types(sampled.dtype, weights.dtype)
+    return output.to(dtype).view(batch, heads * head_dim, num_queries).transpose(1, 2).contiguous()
 
 
 _warned_without_triton = False

@@ -23,15 +23,16 @@ MAX_CACHED_MAPS = 8
 
 
 def _remembered(cache: OrderedDict, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """`cache[key]`, computed and stored (least recently used entries dropped) if missing."""
+    """`cache[key]`, computed and stored (least recently used entries dropped) if missing; always computed when
+    `MAX_CACHED_MAPS` is 0."""
+    if MAX_CACHED_MAPS <= 0:
+        return compute()
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    value = compute()
-    if MAX_CACHED_MAPS > 0:
-        cache[key] = value
-        while len(cache) > MAX_CACHED_MAPS:
-            cache.popitem(last=False)
+    value = cache[key] = compute()
+    while len(cache) > MAX_CACHED_MAPS:
+        cache.popitem(last=False)
     return value
 
 
