@@ -41,15 +41,22 @@ if triton is not None:
         return (start + y * width + x).to(tl.int64) * row_stride, inside
 
     @triton.jit
+    def _level(shapes_ptr, starts_ptr, level):
+        """Height, width and first key of a level."""
+        return tl.load(shapes_ptr + 2 * level), tl.load(shapes_ptr + 2 * level + 1), tl.load(starts_ptr + level)
+
+    @triton.jit
     def _sampling_point(location_ptr, weight_ptr, point, height, width, query_mask):
-        """Pixel coordinates of a sampling point (grid_sample, align_corners=False), clamped to [-2, size + 1]
-        where every corner already lies outside, and its attention weight, all float32."""
+        """Top-left corner `(x0, y0)` of a sampling point in pixels (grid_sample, align_corners=False; coordinates
+        clamped to [-2, size + 1], where every corner already lies outside), its fractions `(fx, fy)` towards the
+        next pixel and its attention weight (float32)."""
         x = tl.load(location_ptr + 2 * point, mask=query_mask, other=0.0).to(tl.float32) * width - 0.5
         y = tl.load(location_ptr + 2 * point + 1, mask=query_mask, other=0.0).to(tl.float32) * height - 0.5
         x = tl.minimum(tl.maximum(x, -2.0), width + 1.0)
         y = tl.minimum(tl.maximum(y, -2.0), height + 1.0)
         weight = tl.load(weight_ptr + point, mask=query_mask, other=0.0).to(tl.float32)
-        return x, y, weight
+        x_floor, y_floor = tl.floor(x), tl.floor(y)
+        return x_floor.to(tl.int32), y_floor.to(tl.int32), x - x_floor, y - y_floor, weight
 
     @triton.jit
     def _forward_kernel(
@@ -69,15 +76,10 @@ if triton is not None:
         points = ((batch.to(tl.int64) * num_queries + queries) * NUM_HEADS + head) * (NUM_LEVELS * NUM_POINTS)
         accumulator = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
         for level in tl.static_range(NUM_LEVELS):
-            height = tl.load(shapes_ptr + 2 * level)
-            width = tl.load(shapes_ptr + 2 * level + 1)
-            start = tl.load(starts_ptr + level)
+            height, width, start = _level(shapes_ptr, starts_ptr, level)
             for index in tl.static_range(NUM_POINTS):
                 point = points + level * NUM_POINTS + index
-                x, y, weight = _sampling_point(location_ptr, weight_ptr, point, height, width, query_mask)
-                x_floor, y_floor = tl.floor(x), tl.floor(y)
-                fx, fy = x - x_floor, y - y_floor
-                x0, y0 = x_floor.to(tl.int32), y_floor.to(tl.int32)
+                x0, y0, fx, fy, weight = _sampling_point(location_ptr, weight_ptr, point, height, width, query_mask)
                 for dy in tl.static_range(2):
                     for dx in tl.static_range(2):
                         offsets, inside = _corner_offsets(y0 + dy, x0 + dx, height, width, start, row_stride, query_mask)
@@ -111,15 +113,10 @@ if triton is not None:
         grad_output = tl.load(grad_output_ptr + outputs + channels[None, :], mask=tile_mask, other=0.0).to(tl.float32)
         points = ((batch.to(tl.int64) * num_queries + queries) * NUM_HEADS + head) * (NUM_LEVELS * NUM_POINTS)
         for level in tl.static_range(NUM_LEVELS):
-            height = tl.load(shapes_ptr + 2 * level)
-            width = tl.load(shapes_ptr + 2 * level + 1)
-            start = tl.load(starts_ptr + level)
+            height, width, start = _level(shapes_ptr, starts_ptr, level)
             for index in tl.static_range(NUM_POINTS):
                 point = points + level * NUM_POINTS + index
-                x, y, weight = _sampling_point(location_ptr, weight_ptr, point, height, width, query_mask)
-                x_floor, y_floor = tl.floor(x), tl.floor(y)
-                fx, fy = x - x_floor, y - y_floor
-                x0, y0 = x_floor.to(tl.int32), y_floor.to(tl.int32)
+                x0, y0, fx, fy, weight = _sampling_point(location_ptr, weight_ptr, point, height, width, query_mask)
                 sampled = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
                 d_sampled_dx = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
                 d_sampled_dy = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
@@ -203,18 +200,10 @@ def multi_scale_deformable_attention_triton(
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
     """
-    Drop-in for transformers' `multi_scale_deformable_attention`, differentiable in `value`, `sampling_locations` and
-    `attention_weights`.
-
-    Args:
-        value: `(batch, keys, heads, head_dim)`, the levels' flattened maps concatenated in `spatial_shapes_list` order.
-        spatial_shapes_list: `(height, width)` of each level.
-        sampling_locations: `(batch, queries, heads, levels, points, 2)`, `(x, y)` normalised to [0, 1].
-        attention_weights: `(batch, queries, heads, levels, points)`.
-
-    Returns:
-        `(batch, queries, heads * head_dim)` in the promoted dtype of `value` and `attention_weights`; the kernels
-        accumulate in float32.
+    Drop-in for transformers' `multi_scale_deformable_attention` (same arguments and layouts: `value` `(batch, keys,
+    heads, head_dim)`, `sampling_locations` `(batch, queries, heads, levels, points, 2)` in [0, 1], weights without the
+    last axis), differentiable in `value`, `sampling_locations` and `attention_weights`. Returns `(batch, queries,
+    heads * head_dim)` in the promoted dtype of `value` and `attention_weights`; the kernels accumulate in float32.
     """
     if triton is None:
         raise RuntimeError("the Triton deformable-attention kernel needs the `triton` package (pip install triton)")
