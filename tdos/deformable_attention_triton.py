@@ -41,6 +41,17 @@ if triton is not None:
         return (start + y * width + x).to(tl.int64) * row_stride, inside
 
     @triton.jit
+    def _program_tile(
+        num_queries, NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_D: tl.constexpr
+    ):
+        """This program's batch index (int64), head, block of queries and of channels, and their masks."""
+        batch_head = tl.program_id(0)
+        queries = tl.program_id(1) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+        channels = tl.arange(0, BLOCK_D)
+        batch = (batch_head // NUM_HEADS).to(tl.int64)
+        return batch, batch_head % NUM_HEADS, queries, channels, queries < num_queries, channels < HEAD_DIM
+
+    @triton.jit
     def _level(shapes_ptr, starts_ptr, level):
         """Height, width and first key of a level."""
         return tl.load(shapes_ptr + 2 * level), tl.load(shapes_ptr + 2 * level + 1), tl.load(starts_ptr + level)
@@ -64,16 +75,13 @@ if triton is not None:
         NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, NUM_LEVELS: tl.constexpr, NUM_POINTS: tl.constexpr,
         BLOCK_Q: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
-        batch_head = tl.program_id(0)
-        batch, head = batch_head // NUM_HEADS, batch_head % NUM_HEADS
-        queries = tl.program_id(1) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-        channels = tl.arange(0, BLOCK_D)
-        query_mask = queries < num_queries
-        channel_mask = channels < HEAD_DIM
+        batch, head, queries, channels, query_mask, channel_mask = _program_tile(
+            num_queries, NUM_HEADS, HEAD_DIM, BLOCK_Q, BLOCK_D
+        )
         row_stride = NUM_HEADS * HEAD_DIM
-        values = value_ptr + batch.to(tl.int64) * num_keys * row_stride + head * HEAD_DIM + channels[None, :]
+        values = value_ptr + batch * num_keys * row_stride + head * HEAD_DIM + channels[None, :]
         # (batch, query, head) row of the (levels, points) sampling grid
-        points = ((batch.to(tl.int64) * num_queries + queries) * NUM_HEADS + head) * (NUM_LEVELS * NUM_POINTS)
+        points = ((batch * num_queries + queries) * NUM_HEADS + head) * (NUM_LEVELS * NUM_POINTS)
         accumulator = tl.zeros((BLOCK_Q, BLOCK_D), dtype=tl.float32)
         for level in tl.static_range(NUM_LEVELS):
             height, width, start = _level(shapes_ptr, starts_ptr, level)
@@ -89,7 +97,7 @@ if triton is not None:
                         # corner weights: fy or 1 - fy, fx or 1 - fx (dy, dx are compile-time 0 / 1)
                         bilinear = (dy * fy + (1 - dy) * (1.0 - fy)) * (dx * fx + (1 - dx) * (1.0 - fx))
                         accumulator += (weight * bilinear)[:, None] * corner
-        outputs = output_ptr + ((batch.to(tl.int64) * num_queries + queries) * row_stride + head * HEAD_DIM)[:, None]
+        outputs = output_ptr + ((batch * num_queries + queries) * row_stride + head * HEAD_DIM)[:, None]
         tl.store(outputs + channels[None, :], accumulator, mask=query_mask[:, None] & channel_mask[None, :])
 
     @triton.jit
@@ -99,19 +107,16 @@ if triton is not None:
         NUM_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, NUM_LEVELS: tl.constexpr, NUM_POINTS: tl.constexpr,
         BLOCK_Q: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
-        batch_head = tl.program_id(0)
-        batch, head = batch_head // NUM_HEADS, batch_head % NUM_HEADS
-        queries = tl.program_id(1) * BLOCK_Q + tl.arange(0, BLOCK_Q)
-        channels = tl.arange(0, BLOCK_D)
-        query_mask = queries < num_queries
-        channel_mask = channels < HEAD_DIM
+        batch, head, queries, channels, query_mask, channel_mask = _program_tile(
+            num_queries, NUM_HEADS, HEAD_DIM, BLOCK_Q, BLOCK_D
+        )
         tile_mask = query_mask[:, None] & channel_mask[None, :]
         row_stride = NUM_HEADS * HEAD_DIM
-        key_base = batch.to(tl.int64) * num_keys * row_stride + head * HEAD_DIM + channels[None, :]
+        key_base = batch * num_keys * row_stride + head * HEAD_DIM + channels[None, :]
         values, grad_values = value_ptr + key_base, grad_value_ptr + key_base
-        outputs = ((batch.to(tl.int64) * num_queries + queries) * row_stride + head * HEAD_DIM)[:, None]
+        outputs = ((batch * num_queries + queries) * row_stride + head * HEAD_DIM)[:, None]
         grad_output = tl.load(grad_output_ptr + outputs + channels[None, :], mask=tile_mask, other=0.0).to(tl.float32)
-        points = ((batch.to(tl.int64) * num_queries + queries) * NUM_HEADS + head) * (NUM_LEVELS * NUM_POINTS)
+        points = ((batch * num_queries + queries) * NUM_HEADS + head) * (NUM_LEVELS * NUM_POINTS)
         for level in tl.static_range(NUM_LEVELS):
             height, width, start = _level(shapes_ptr, starts_ptr, level)
             for index in tl.static_range(NUM_POINTS):
