@@ -6,9 +6,10 @@ extras = {
     "plots": ["matplotlib>=3.8"],
     "coco": ["pycocotools>=2.0"],
     "train": ["kornia>=0.7"],
+    "triton": ["triton>=3.0"],  # deformable_attention_kernel="triton" on CUDA; the tests run it under its interpreter
 }
 extras["test"] = sorted(
-    {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"} | {p for k in ("rn50", "plots", "coco", "train") for p in extras[k]}
+    {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"} | {p for k in ("rn50", "plots", "coco", "train", "triton") for p in extras[k]}
 )
 extras["dev"] = extras["test"] + ["ruff"]
 

@@ -17,6 +17,7 @@ CITYSCAPES_CLASSES = (
 OOD_CLASS = "ood"
 ANOMALY_SCORES = ("ood_probability", "ood_logit", "rba")
 INFERENCE_MODES = ("slide", "whole")
+DEFORMABLE_ATTENTION_KERNELS = ("pytorch", "triton")
 BACKBONES = ("clip-vit", "clip-rn50")
 RESNET_STRIDE = 32  # CLIP ModifiedResNet: stride of layer4 and of the attention-pool tokens
 
@@ -97,6 +98,12 @@ class TDOSConfig(PreTrainedConfig):
             Heads of the deformable self-attention and of the text cross-attention in the pixel decoder.
         pixel_decoder_num_points (`int`, *optional*, defaults to 4):
             Sampling points per head and level of the deformable attention.
+        deformable_attention_kernel (`str`, *optional*, defaults to `"pytorch"`):
+            Sampling core of the deformable attention: `"pytorch"` (`grid_sample`, everywhere) or `"triton"` (the
+            Triton kernels of `tdos/deformable_attention_triton.py`, forward and backward, on CUDA tensors; needs the
+            `triton` package). With `"triton"` the CPU, TorchScript tracing, ONNX and `torch.export` still use
+            `"pytorch"`. Both give the same results up to float rounding; it can be changed on a loaded model with
+            `model.set_deformable_attention_kernel`.
         pixel_decoder_ffn_dim (`int`, *optional*, defaults to 2048):
             Feed-forward width of the pixel decoder layers.
         decoder_layers (`int`, *optional*, defaults to 9):
@@ -190,6 +197,7 @@ class TDOSConfig(PreTrainedConfig):
     pixel_decoder_layers: int = 6
     pixel_decoder_num_heads: int = 8
     pixel_decoder_num_points: int = 4
+    deformable_attention_kernel: str = "pytorch"
     pixel_decoder_ffn_dim: int = 2048
     decoder_layers: int = 9
     decoder_num_heads: int = 8
@@ -313,6 +321,11 @@ class TDOSConfig(PreTrainedConfig):
             raise ValueError("train_num_points must be >= 1 and oversample_ratio >= 1")
         if self.anomaly_score not in ANOMALY_SCORES:
             raise ValueError(f"anomaly_score must be one of {ANOMALY_SCORES}, got {self.anomaly_score!r}")
+        if self.deformable_attention_kernel not in DEFORMABLE_ATTENTION_KERNELS:
+            raise ValueError(
+                f"deformable_attention_kernel must be one of {DEFORMABLE_ATTENTION_KERNELS}, got "
+                f"{self.deformable_attention_kernel!r}"
+            )
         if self.inference_mode not in INFERENCE_MODES:
             raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {self.inference_mode!r}")
         stride = self.input_stride

@@ -246,6 +246,13 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             self._text_cache = (key, text_embeddings.detach())
         return text_embeddings
 
+    def set_deformable_attention_kernel(self, kernel: str) -> None:
+        """Switches the pixel decoder's deformable-attention sampling core (`"pytorch"` or `"triton"`, see
+        `TDOSConfig.deformable_attention_kernel`) in every layer and in the config; the weights do not change."""
+        for layer in self.pixel_decoder.layers:
+            layer.self_attn.kernel = kernel  # validated by the module
+        self.config.deformable_attention_kernel = kernel
+
     def reset_text_cache(self) -> None:
         """Forgets the cached text embeddings; call it after changing the text tower's weights in place (prompt
         parameter updates are detected by themselves)."""

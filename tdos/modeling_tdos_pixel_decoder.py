@@ -8,14 +8,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.models.mask2former.modeling_mask2former import (
-    Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention,
-    Mask2FormerPixelDecoderEncoderOnly,
-    Mask2FormerSinePositionEmbedding,
-)
 from transformers.utils import ModelOutput
 
 from .configuration_tdos import TDOSConfig
+from .deformable_attention import TDOSMultiscaleDeformableAttention
+from .modeling_tdos_position import TDOSSinePositionEmbedding, reference_points
 
 
 class TDOSPixelDecoderEncoderLayer(nn.Module):
@@ -24,8 +21,12 @@ class TDOSPixelDecoderEncoderLayer(nn.Module):
     def __init__(self, config: TDOSConfig):
         super().__init__()
         dim = config.hidden_dim
-        self.self_attn = Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention(
-            embed_dim=dim, num_heads=config.pixel_decoder_num_heads, n_levels=3, n_points=config.pixel_decoder_num_points
+        self.self_attn = TDOSMultiscaleDeformableAttention(
+            embed_dim=dim,
+            num_heads=config.pixel_decoder_num_heads,
+            n_levels=3,
+            n_points=config.pixel_decoder_num_points,
+            kernel=config.deformable_attention_kernel,
         )
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.cross_attn = nn.MultiheadAttention(dim, config.pixel_decoder_num_heads, batch_first=True)
@@ -35,13 +36,7 @@ class TDOSPixelDecoderEncoderLayer(nn.Module):
         self.final_layer_norm = nn.LayerNorm(dim)
 
     def forward(self, hidden_states, position_embeddings, reference_points, spatial_shapes_list, text, text_keys):
-        attended, _ = self.self_attn(
-            hidden_states=hidden_states,
-            encoder_hidden_states=hidden_states,
-            position_embeddings=position_embeddings,
-            reference_points=reference_points,
-            spatial_shapes_list=spatial_shapes_list,
-        )
+        attended = self.self_attn(hidden_states, position_embeddings, reference_points, spatial_shapes_list)
         hidden_states = self.self_attn_layer_norm(hidden_states + attended)
         attended, _ = self.cross_attn(hidden_states + position_embeddings, text_keys, text, need_weights=False)
         hidden_states = self.cross_attn_layer_norm(hidden_states + attended)
@@ -72,7 +67,7 @@ class TDOSPixelDecoder(nn.Module):
             nn.Sequential(nn.Conv2d(width, dim, kernel_size=1), nn.GroupNorm(32, dim)) for _ in range(3)
         )
         self.level_embed = nn.Embedding(3, dim)
-        self.position_embedding = Mask2FormerSinePositionEmbedding(num_position_features=dim // 2, normalize=True)
+        self.position_embedding = TDOSSinePositionEmbedding(num_position_features=dim // 2)
         self.text_proj = nn.Linear(config.projection_dim, dim)
         self.text_position_embeddings = nn.Embedding(config.num_queries, dim)
         self.layers = nn.ModuleList(TDOSPixelDecoderEncoderLayer(config) for _ in range(config.pixel_decoder_layers))
@@ -94,14 +89,11 @@ class TDOSPixelDecoder(nn.Module):
             positions.append(position.flatten(2).transpose(1, 2) + self.level_embed.weight[index])
         spatial_shapes_list = [tuple(feature.shape[-2:]) for feature in levels]
         hidden_states, position_embeddings = torch.cat(embeddings, 1), torch.cat(positions, 1)
-        valid_ratios = hidden_states.new_ones(hidden_states.shape[0], 3, 2)
-        reference_points = Mask2FormerPixelDecoderEncoderOnly.get_reference_points(
-            spatial_shapes_list, valid_ratios, hidden_states.device
-        )
+        references = reference_points(spatial_shapes_list, hidden_states.shape[0], hidden_states.device, hidden_states.dtype)
         text = self.text_proj(text_embeddings)
         text_keys = text + self.text_position_embeddings.weight
         for layer in self.layers:
-            hidden_states = layer(hidden_states, position_embeddings, reference_points, spatial_shapes_list, text, text_keys)
+            hidden_states = layer(hidden_states, position_embeddings, references, spatial_shapes_list, text, text_keys)
         hidden_states = self.layer_norm(hidden_states)
 
         batch = hidden_states.shape[0]

@@ -6,12 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import Mask2FormerConfig
-from transformers.models.mask2former.modeling_mask2former import (
-    Mask2FormerMaskedAttentionDecoder,
-    Mask2FormerSinePositionEmbedding,
-)
+from transformers.models.mask2former.modeling_mask2former import Mask2FormerMaskedAttentionDecoder
 
 from .configuration_tdos import TDOSConfig
+from .modeling_tdos_position import TDOSSinePositionEmbedding
 
 
 class TDOSTransformerDecoder(nn.Module):
@@ -23,7 +21,7 @@ class TDOSTransformerDecoder(nn.Module):
         self.query_proj = nn.Sequential(nn.Linear(config.projection_dim, dim), nn.ReLU(), nn.Linear(dim, dim))
         self.query_position_embeddings = nn.Embedding(config.num_queries, dim)
         self.level_embed = nn.Embedding(3, dim)
-        self.position_embedding = Mask2FormerSinePositionEmbedding(num_position_features=dim // 2, normalize=True)
+        self.position_embedding = TDOSSinePositionEmbedding(num_position_features=dim // 2)
         mask2former_config = Mask2FormerConfig(
             hidden_dim=dim,
             mask_feature_size=dim,

@@ -273,15 +273,23 @@ def test_auto_classes(tiny_model_dir):
     assert config.auto_map["AutoModel"] == "modeling_tdos.TDOSForOODSegmentation"
 
 
-def test_remote_code_load_without_the_package(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("kernel", ["pytorch", "triton"])
+def test_remote_code_load_without_the_package(kernel, tiny_model_dir, tmp_path):
+    folder = tiny_model_dir
+    if kernel == "triton":  # the Triton kernel's file travels with the code, and triton stays optional
+        folder = tmp_path / "triton_kernel"
+        build_tiny_model(deformable_attention_kernel="triton").save_pretrained(folder)
+        assert (folder / "deformable_attention_triton.py").is_file()
     script = textwrap.dedent(
         f"""
         import sys
         sys.modules["tdos"] = None  # the package must not be importable
+        sys.modules["triton"] = None  # nor triton
         import torch
         from transformers import AutoModel
-        model = AutoModel.from_pretrained({str(tiny_model_dir)!r}, trust_remote_code=True).eval()
+        model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        assert model.config.deformable_attention_kernel == {kernel!r}
         with torch.no_grad():
             output = model(torch.zeros(1, 3, 64, 128))
         print("OK", tuple(output.anomaly_score.shape))

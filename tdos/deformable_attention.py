@@ -1,0 +1,151 @@
+"""Multi-scale deformable attention of the pixel decoder (Deformable DETR), with a choice of sampling kernel.
+
+`TDOSMultiscaleDeformableAttention` is transformers' `Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention`
+(same parameters and checkpoint keys) whose sampling core is chosen by `config.deformable_attention_kernel`:
+
+* `"pytorch"` (default): `multi_scale_deformable_attention` below, one `grid_sample` per level as transformers' own
+  function, but each level's samples are weighted and summed as they come instead of stacking all levels and points
+  into one `(batch * heads, dim, queries, levels * points)` tensor first (measured by
+  `benchmarks/bench_inference.py`; equal to transformers' function up to float rounding, see
+  `tests/test_deformable_attention.py`).
+* `"triton"`: the Triton kernels of `deformable_attention_triton.py` on CUDA tensors. The CPU, TorchScript tracing,
+  ONNX and `torch.export` use the `"pytorch"` path instead, as does a machine without Triton (with one warning).
+
+Imports only torch, transformers, `.configuration_tdos` and (lazily, on CUDA) `.deformable_attention_triton`, for
+remote code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers.models.mask2former.modeling_mask2former import (
+    Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention,
+)
+from transformers.utils import logging
+
+from .configuration_tdos import DEFORMABLE_ATTENTION_KERNELS
+
+
+logger = logging.get_logger(__name__)
+
+
+def multi_scale_deformable_attention(
+    value: torch.Tensor,
+    spatial_shapes_list: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """
+    Bilinear sampling (`grid_sample`, zero padding, `align_corners=False`) of every level at its points, weighted by
+    the attention weights and summed over levels and points.
+
+    Args:
+        value: `(batch, keys, heads, head_dim)`, the levels' flattened maps concatenated in `spatial_shapes_list` order.
+        spatial_shapes_list: `(height, width)` of each level.
+        sampling_locations: `(batch, queries, heads, levels, points, 2)`, `(x, y)` normalised to [0, 1].
+        attention_weights: `(batch, queries, heads, levels, points)`.
+
+    Returns:
+        `(batch, queries, heads * head_dim)`.
+    """
+    batch, _, heads, head_dim = value.shape
+    num_queries = sampling_locations.shape[1]
+    values = value.split([height * width for height, width in spatial_shapes_list], dim=1)
+    grids = (2 * sampling_locations - 1).transpose(1, 2).flatten(0, 1)  # (batch * heads, queries, levels, points, 2)
+    weights = attention_weights.transpose(1, 2).flatten(0, 1)  # (batch * heads, queries, levels, points)
+    output, dtype = None, weights.dtype
+    for level, (height, width) in enumerate(spatial_shapes_list):
+        level_value = values[level].permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width)
+        sampled = F.grid_sample(
+            level_value, grids[:, :, level], mode="bilinear", padding_mode="zeros", align_corners=False
+        )  # (batch * heads, head_dim, queries, points)
+        # summed in float32 across levels too, so that bf16 rounds once, as transformers' single sum does
+        weighted = (sampled * weights[:, None, :, level]).sum(-1, dtype=torch.float32)  # (batch * heads, dim, queries)
+        output = weighted if output is None else output + weighted
+        dtype = torch.promote_types(sampled.dtype, weights.dtype)
+    return output.to(dtype).view(batch, heads * head_dim, num_queries).transpose(1, 2).contiguous()
+
+
+_warned_without_triton = False
+
+
+def _triton_kernel_usable(value: torch.Tensor) -> bool:
+    """The Triton kernel runs on CUDA tensors in eager or compiled code, never while tracing or exporting."""
+    global _warned_without_triton
+    if not value.is_cuda:
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        return False
+    if torch.compiler.is_exporting():
+        return False
+    from .deformable_attention_triton import is_available
+
+    if not is_available():
+        if not _warned_without_triton:
+            logger.warning("deformable_attention_kernel='triton' but triton is not installed: using grid_sample")
+            _warned_without_triton = True
+        return False
+    return True
+
+
+class TDOSMultiscaleDeformableAttention(Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention):
+    """Multi-scale deformable self-attention over the flattened levels (queries = keys), with a selectable kernel.
+
+    Args:
+        embed_dim, num_heads, n_levels, n_points: as transformers' module.
+        kernel (`str`, *optional*, defaults to `"pytorch"`): `"pytorch"` or `"triton"` (see the module docstring).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, n_levels: int, n_points: int, kernel: str = "pytorch"):
+        super().__init__(embed_dim=embed_dim, num_heads=num_heads, n_levels=n_levels, n_points=n_points)
+        self.kernel = kernel
+
+    @property
+    def kernel(self) -> str:
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, kernel: str):
+        if kernel not in DEFORMABLE_ATTENTION_KERNELS:
+            raise ValueError(f"deformable attention kernel must be one of {DEFORMABLE_ATTENTION_KERNELS}, got {kernel!r}")
+        self._kernel = kernel
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        position_embeddings: torch.Tensor,
+        reference_points: torch.Tensor,
+        spatial_shapes_list: list[tuple[int, int]],
+    ) -> torch.Tensor:
+        """
+        Args:
+            hidden_states: `(batch, keys, embed_dim)`, the values (and, with the positions added, the queries).
+            position_embeddings: `(batch, keys, embed_dim)`.
+            reference_points: `(batch, keys, levels, 2)` in [0, 1].
+            spatial_shapes_list: `(height, width)` of each level, in the order of the keys.
+
+        Returns:
+            `(batch, keys, embed_dim)`.
+        """
+        batch, num_queries, _ = hidden_states.shape
+        heads, levels, points = self.n_heads, self.n_levels, self.n_points
+        queries = hidden_states + position_embeddings
+        value = self.value_proj(hidden_states).view(batch, num_queries, heads, self.d_model // heads)
+        offsets = self.sampling_offsets(queries).view(batch, num_queries, heads, levels, points, 2)
+        weights = self.attention_weights(queries).view(batch, num_queries, heads, levels * points)
+        weights = weights.softmax(-1).view(batch, num_queries, heads, levels, points)
+        normalizer = torch.tensor(
+            [[width, height] for height, width in spatial_shapes_list], dtype=torch.long, device=hidden_states.device
+        )
+        locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
+        if self.kernel == "triton" and _triton_kernel_usable(value):
+            from .deformable_attention_triton import multi_scale_deformable_attention_triton
+
+            output = multi_scale_deformable_attention_triton(value, spatial_shapes_list, locations, weights)
+        else:
+            output = multi_scale_deformable_attention(value, spatial_shapes_list, locations, weights)
+        return self.output_proj(output)
+
+
+__all__ = ["TDOSMultiscaleDeformableAttention", "multi_scale_deformable_attention"]

@@ -1,0 +1,70 @@
+"""Parameter-free maps of the decoders, computed once per shape: the sine position embeddings of the pixel decoder
+and of the masked-attention decoder, and the deformable attention's reference points.
+
+They depend only on a feature map's shape, device and dtype, so sliding-window inference (18 windows of one size for
+a 2048x1024 image) and training at a fixed crop would otherwise rebuild the same few maps in every forward
+(transformers' own `build_sine_position_embedding` keeps one map, which the three levels evict in turn). The last
+`MAX_CACHED_MAPS` maps of each kind are kept; 0 turns the sharing off (the benchmarks compare both).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+import torch
+from transformers.models.mask2former.modeling_mask2former import (
+    Mask2FormerPixelDecoderEncoderOnly,
+    Mask2FormerSinePositionEmbedding,
+)
+
+
+MAX_CACHED_MAPS = 8
+
+
+def _remembered(cache: OrderedDict, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """`cache[key]`, computed and stored (least recently used entries dropped) if missing; always computed when
+    `MAX_CACHED_MAPS` is 0."""
+    if MAX_CACHED_MAPS <= 0:
+        return compute()
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = compute()
+    while len(cache) > MAX_CACHED_MAPS:
+        cache.popitem(last=False)
+    return value
+
+
+class TDOSSinePositionEmbedding(Mask2FormerSinePositionEmbedding):
+    """Mask2Former's normalised sine position embedding `(batch, 2 * num_position_features, h, w)`, one map per shape,
+    device and dtype kept (never modify the returned tensor in place)."""
+
+    def __init__(self, num_position_features: int):
+        super().__init__(num_position_features=num_position_features, normalize=True)
+        self._maps: OrderedDict = OrderedDict()
+
+    def forward(self, shape: torch.Size, device: torch.device, dtype: torch.dtype, mask=None) -> torch.Tensor:
+        if mask is not None:
+            return super().forward(shape, device, dtype, mask)
+        key = (tuple(shape), torch.device(device), dtype)
+        return _remembered(self._maps, key, lambda: super(TDOSSinePositionEmbedding, self).forward(shape, device, dtype))
+
+
+_REFERENCE_POINTS: OrderedDict = OrderedDict()
+
+
+def reference_points(spatial_shapes_list: list[tuple[int, int]], batch: int, device, dtype) -> torch.Tensor:
+    """The deformable attention's reference points `(batch, keys, levels, 2)`: every key's pixel centre, normalised
+    to [0, 1] on its level (no padding, so every valid ratio is 1), as transformers' `get_reference_points`."""
+    shapes = tuple((int(height), int(width)) for height, width in spatial_shapes_list)
+    key = (shapes, batch, torch.device(device), dtype)
+
+    def compute() -> torch.Tensor:
+        valid_ratios = torch.ones(batch, len(shapes), 2, device=device, dtype=dtype)
+        return Mask2FormerPixelDecoderEncoderOnly.get_reference_points(list(shapes), valid_ratios, device)
+
+    return _remembered(_REFERENCE_POINTS, key, compute)
+
+
+__all__ = ["MAX_CACHED_MAPS", "TDOSSinePositionEmbedding", "reference_points"]

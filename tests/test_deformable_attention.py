@@ -1,0 +1,87 @@
+"""The pixel decoder's deformable attention: the PyTorch sampling core against transformers' function, the module
+against transformers' module with the same weights, and the kernel switch (Triton falls back to it on the CPU)."""
+
+import pytest
+import torch
+from transformers.models.mask2former.modeling_mask2former import (
+    Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention,
+    multi_scale_deformable_attention as transformers_deformable_attention,
+)
+
+from tdos.deformable_attention import TDOSMultiscaleDeformableAttention, multi_scale_deformable_attention
+
+
+SHAPES = [(3, 5), (6, 10), (12, 20)]
+
+
+def random_inputs(batch=2, heads=4, head_dim=8, points=4, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    keys = sum(h * w for h, w in SHAPES)
+    value = torch.randn(batch, keys, heads, head_dim, generator=generator)
+    locations = torch.rand(batch, keys, heads, len(SHAPES), points, 2, generator=generator) * 1.4 - 0.2
+    weights = torch.rand(batch, keys, heads, len(SHAPES), points, generator=generator)
+    return [tensor.requires_grad_() for tensor in (value, locations, weights)]
+
+
+def test_sampling_core_matches_transformers_outputs_and_gradients():
+    inputs = random_inputs()
+    expected = transformers_deformable_attention(inputs[0], SHAPES, inputs[1], inputs[2])
+    output = multi_scale_deformable_attention(inputs[0], SHAPES, inputs[1], inputs[2])
+    assert output.shape == expected.shape and output.is_contiguous()
+    torch.testing.assert_close(output, expected, atol=1e-6, rtol=1e-5)
+    grad_output = torch.randn(expected.shape, generator=torch.Generator().manual_seed(1))
+    for grad, reference in zip(
+        torch.autograd.grad(output, inputs, grad_output), torch.autograd.grad(expected, inputs, grad_output)
+    ):
+        torch.testing.assert_close(grad, reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["pytorch", "triton"])
+def test_module_matches_transformers_module_with_the_same_weights(kernel):
+    torch.manual_seed(0)
+    reference = Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention(64, 4, 3, 4)
+    ours = TDOSMultiscaleDeformableAttention(64, 4, 3, 4, kernel=kernel)
+    ours.load_state_dict(reference.state_dict())  # same parameters and checkpoint keys
+    generator = torch.Generator().manual_seed(2)
+    keys = sum(h * w for h, w in SHAPES)
+    hidden_states = torch.randn(2, keys, 64, generator=generator)
+    positions = torch.randn(2, keys, 64, generator=generator)
+    reference_points = torch.rand(2, keys, 3, 2, generator=generator)
+    expected, _ = reference(
+        hidden_states, encoder_hidden_states=hidden_states, position_embeddings=positions,
+        reference_points=reference_points, spatial_shapes_list=SHAPES,
+    )  # fmt: skip
+    output = ours(hidden_states, positions, reference_points, SHAPES)  # triton: the CPU falls back to PyTorch
+    torch.testing.assert_close(output, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_unknown_kernel_is_refused():
+    with pytest.raises(ValueError, match="pytorch.*triton.*'cuda'"):
+        TDOSMultiscaleDeformableAttention(64, 4, 3, 4, kernel="cuda")
+    module = TDOSMultiscaleDeformableAttention(64, 4, 3, 4)
+    with pytest.raises(ValueError, match="got 'fast'"):
+        module.kernel = "fast"
+
+
+def test_config_refuses_an_unknown_kernel():
+    from tdos import TDOSConfig
+
+    with pytest.raises(ValueError, match="deformable_attention_kernel must be one of"):
+        TDOSConfig.from_preset("tiny", deformable_attention_kernel="cuda")
+
+
+def test_triton_kernel_config_predicts_like_pytorch_on_the_cpu_and_can_be_switched():
+    from conftest import build_tiny_model
+
+    pytorch_model = build_tiny_model().eval()
+    triton_model = build_tiny_model(deformable_attention_kernel="triton").eval()
+    assert all(layer.self_attn.kernel == "triton" for layer in triton_model.pixel_decoder.layers)
+    pixel_values = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    expected = pytorch_model.predict(pixel_values).anomaly_score
+    assert torch.equal(triton_model.predict(pixel_values).anomaly_score, expected)  # the CPU falls back
+    triton_model.set_deformable_attention_kernel("pytorch")
+    assert triton_model.config.deformable_attention_kernel == "pytorch"
+    assert all(layer.self_attn.kernel == "pytorch" for layer in triton_model.pixel_decoder.layers)
+    with pytest.raises(ValueError, match="got 'cuda'"):
+        triton_model.set_deformable_attention_kernel("cuda")
+
