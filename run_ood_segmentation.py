@@ -32,6 +32,8 @@ from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_s
 
 logger = logging.getLogger(__name__)
 
+LR_SCHEDULES = ("release_poly", "hf")
+
 
 @dataclass
 class ModelArguments:
@@ -105,16 +107,33 @@ class DataArguments:
 
 @dataclass
 class TDOSTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with TDOS's recipe as defaults (METHOD §4.4): AdamW lr 1e-4, weight decay 1e-5, 20k steps,
-    1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
+    """`TrainingArguments` with TDOS's released recipe as defaults (METHOD §4.4): AdamW lr 1e-4, weight decay 1e-5,
+    20k steps, mmcv's poly decay (power 0.9, to 1e-6) over all steps with a linear warm-up over the first 1,500 from
+    1e-6 of the rate, no gradient clipping, and `find_unused_parameters=True` under DDP."""
 
     learning_rate: float = field(default=1e-4, metadata={"help": "Base AdamW learning rate (per-module multipliers apply)."})
     weight_decay: float = field(default=1e-5, metadata={"help": "AdamW weight decay (none on norms and embeddings)."})
     max_steps: int = field(default=20000, metadata={"help": "Training steps (the training data is an endless stream)."})
+    max_grad_norm: float = field(
+        default=0.0, metadata={"help": "Gradient clipping norm; 0 (the release) clips nothing (transformers' default: 1)."}
+    )
     warmup_steps: float = field(default=1500, metadata={"help": "Linear warm-up steps."})
-    lr_scheduler_type: str = field(default="polynomial", metadata={"help": "Learning-rate schedule."})
+    lr_schedule: str = field(
+        default="release_poly",
+        metadata={
+            "help": "release_poly: the release's schedule (poly decay over all steps, warm-up factor on top; METHOD "
+            "§4.4); hf: transformers' --lr_scheduler_type (its polynomial decay restarts after the warm-up)."
+        },
+    )
+    warmup_start_factor: float = field(
+        default=1e-6, metadata={"help": "release_poly: learning-rate factor at step 0 of the warm-up (mmcv warmup_ratio)."}
+    )
+    lr_scheduler_type: str = field(default="polynomial", metadata={"help": "Schedule with --lr_schedule hf."})
     lr_scheduler_kwargs: dict | str | None = field(
         default_factory=lambda: {"lr_end": 1e-6, "power": 0.9}, metadata={"help": "Schedule arguments (JSON)."}
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=True, metadata={"help": "DDP find_unused_parameters (the release: True)."}
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the collated columns as they are."})
 
@@ -171,6 +190,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError("--ood_objects_coco and --ood_objects_coco_images go together")
     if data_args.eval_scale is not None and len(data_args.eval_scale) != 2:
         raise ValueError(f"--eval_scale takes two numbers (LONG SHORT), got {data_args.eval_scale}")
+    if training_args.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"--lr_schedule must be one of {LR_SCHEDULES}, got {training_args.lr_schedule!r}")
     if data_args.inference_mode not in (None, "slide", "whole"):
         raise ValueError(f"--inference_mode must be slide or whole, got {data_args.inference_mode!r}")
     if int(os.environ.get("WORLD_SIZE", "1")) != training_args.world_size:

@@ -240,7 +240,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         if not self.training and self._text_cache is not None and self._text_cache[0] == key:
             return self._text_cache[1]
         prompts, eos_positions = self.prompt_learner(self.text_encoder.token_embedding)
-        text_embeddings = self.text_encoder(prompts, eos_positions)
+        text_embeddings = self.text_encoder(prompts, eos_positions, self.prompt_learner.adds_position_embeddings)
         if not self.training:
             self._text_cache = (key, text_embeddings.detach())
         return text_embeddings

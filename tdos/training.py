@@ -24,7 +24,7 @@ from transformers import Trainer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .optimization import get_parameter_groups
+from .optimization import get_parameter_groups, get_release_poly_schedule
 
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,10 @@ def collate_segmentation_batch(examples: list[dict[str, torch.Tensor]]) -> dict[
 
 
 class TDOSTrainer(Trainer):
-    """`Trainer` with TDOS's per-module parameter groups (METHOD §4.3) and a log of every loss term."""
+    """`Trainer` with TDOS's per-module parameter groups (METHOD §4.3), a log of every loss term and, when its arguments
+    say `lr_schedule="release_poly"` (the default of `run_ood_segmentation.py`), the released warm-up + poly schedule
+    ([`get_release_poly_schedule`], METHOD §4.4) with `warmup_steps`, `lr_scheduler_kwargs` `lr_end` / `power` and
+    `warmup_start_factor`."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -199,6 +202,20 @@ class TDOSTrainer(Trainer):
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None and getattr(self.args, "lr_schedule", None) == "release_poly":
+            kwargs = self.args.lr_scheduler_kwargs or {}
+            self.lr_scheduler = get_release_poly_schedule(
+                self.optimizer if optimizer is None else optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                min_lr=kwargs.get("lr_end", 1e-6),
+                power=kwargs.get("power", 0.9),
+                warmup_start_factor=self.args.warmup_start_factor,
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
