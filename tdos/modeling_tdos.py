@@ -347,7 +347,8 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         window_batch_size: int = 1,
     ) -> TDOSOutput:
         r"""
-        Test-time prediction at the input resolution (METHOD §5.1), without gradients.
+        Test-time prediction at the input resolution (METHOD §5.1), without gradients, in eval mode (the model's mode
+        is restored afterwards).
 
         The text branch runs once per call; its embeddings are given to every window batch. In `"slide"` mode the
         image is cut into `config.crop_size` windows every `config.stride` pixels (the last window of a row or
@@ -382,7 +383,14 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be >= 1, got {window_batch_size}")
         check_pixel_values(self.config, pixel_values)
-        semantic_map = predict_semantic_map(self, pixel_values, mode, window_batch_size)
+        was_training = self.training
+        if was_training:  # as the release's `inference`: test-time code whatever mode the model was left in
+            self.eval()
+        try:
+            semantic_map = predict_semantic_map(self, pixel_values, mode, window_batch_size)
+        finally:
+            if was_training:
+                self.train()
         return TDOSOutput(
             semantic_map=semantic_map,
             anomaly_score=anomaly_score_from_semantic(semantic_map, method, self.config.ood_label_id),
