@@ -27,6 +27,12 @@ from tdos import TDOSConfig, TDOSForOODSegmentation
 from tdos.benchmark_evaluation import BenchmarkSpec, evaluate_benchmarks, format_results_table, parse_benchmark_spec
 from tdos.image_processing_tdos import TDOSImageProcessor
 from tdos.pipeline_tdos import save_for_inference
+from tdos.rare_class_sampling import (
+    RareClassSampler,
+    RareClassTrainingStream,
+    load_or_compute_class_statistics,
+    statistics_cache_path,
+)
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
 
 
@@ -90,6 +96,18 @@ class DataArguments:
     )
     ood_objects_coco_images: str | None = field(default=None, metadata={"help": "Image folder of --ood_objects_coco."})
     paste_probability: float = field(default=0.5, metadata={"help": "Probability of pasting objects into a scene."})
+    rare_class_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "Rare-class sampling as released (METHOD §4.5; on in every --recipe): each sample draws a class, an "
+            "image with enough of it and a crop holding enough of it. Class statistics: one pass, cached in output_dir."
+        },
+    )
+    rcs_temperature: float = field(default=100.0, metadata={"help": "RCS: T of softmax((1 - class frequency) / T)."})
+    rcs_min_pixels: int = field(default=3000, metadata={"help": "RCS: pixels of the class an image needs to be drawn."})
+    rcs_min_crop_ratio: float = field(
+        default=0.5, metadata={"help": "RCS: crops are re-drawn (10 tries) until they hold > min_pixels * ratio pixels."}
+    )
     synthetic_num_examples: int = field(default=2000, metadata={"help": "Synthetic benchmark: examples per split."})
     synthetic_height: int = field(default=256, metadata={"help": "Synthetic benchmark: image height."})
     synthetic_width: int = field(default=512, metadata={"help": "Synthetic benchmark: image width."})
@@ -274,22 +292,46 @@ def open_training_source(data_args: DataArguments):
     return source
 
 
-def build_training_stream(source, paster, data_args: DataArguments, crop_size: int, seed: int) -> TrainingStream:
+def build_training_stream(
+    source, paster, data_args: DataArguments, crop_size: int, training_args: TrainingArguments, num_classes: int
+) -> TrainingStream | RareClassTrainingStream:
     transform = TrainTransform(
         crop_size=crop_size, scale_range=(data_args.min_scale, data_args.max_scale), cat_max_ratio=data_args.cat_max_ratio
     )
+    seed = training_args.seed
 
     def paste(image, label, generator):
         # the paster is deterministic per integer index: draw it from the example's generator
         return paster(image, label, int(torch.randint(0, 2**31 - 1, (), generator=generator)))
 
-    return TrainingStream(
-        source,
-        transform,
-        seed=seed,
-        shuffle_buffer=data_args.shuffle_buffer,
-        paste_objects=None if paster is None else paste,
+    paste_objects = None if paster is None else paste
+    if not data_args.rare_class_sampling:
+        return TrainingStream(
+            source, transform, seed=seed, shuffle_buffer=data_args.shuffle_buffer, paste_objects=paste_objects
+        )
+    options = synthetic_options(data_args.train_dataset, data_args)
+    description = {
+        "name": data_args.train_dataset,
+        "root": None if data_args.train_root is None else str(Path(data_args.train_root).resolve()),
+        "split": data_args.train_split,
+        "options": options,
+        "num_classes": num_classes,
+    }
+    cache = statistics_cache_path(training_args.output_dir, description)
+    with training_args.main_process_first(desc="rare-class statistics"):
+        statistics = load_or_compute_class_statistics(source, num_classes, cache, description)
+    sampler = RareClassSampler(
+        statistics,
+        temperature=data_args.rcs_temperature,
+        min_pixels=data_args.rcs_min_pixels,
+        min_crop_ratio=data_args.rcs_min_crop_ratio,
     )
+    logger.info(
+        "rare-class sampling: class probabilities "
+        + ", ".join(f"{c}: {p:.4f}" for c, p in zip(sampler.classes, sampler.probabilities.tolist()))
+    )
+    reader = datasets_scripts.ShardReader(data_args.train_dataset, data_args.train_root, data_args.train_split, **options)
+    return RareClassTrainingStream(sampler, reader.example, transform, seed=seed, paste_objects=paste_objects)
 
 
 def setup_logging(training_args: TrainingArguments):
@@ -381,7 +423,9 @@ def main(argv: list[str] | None = None):
     train_dataset = None
     if training_args.do_train:
         crop_size = data_args.crop_size or model.config.crop_size
-        train_dataset = build_training_stream(train_source, paster, data_args, crop_size, training_args.seed)
+        train_dataset = build_training_stream(
+            train_source, paster, data_args, crop_size, training_args, model.config.num_id_classes
+        )
     trainer = TDOSTrainer(
         model=model,
         args=training_args,

@@ -45,6 +45,16 @@ def _coin(generator: torch.Generator, probability: float) -> bool:
     return torch.rand((), generator=generator).item() < probability
 
 
+def example_arrays(example: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Writable `(H, W, 3)` uint8 image and `(H, W)` label of a `{"image", "label", "id"}` example (pasting edits
+    them); a clear error when their sizes differ."""
+    image = np.array(example["image"].convert("RGB"))
+    label = np.array(example["label"])
+    if label.ndim != 2 or label.shape != image.shape[:2]:
+        raise ValueError(f"example {example['id']!r}: label shape {label.shape} does not match image {image.shape[:2]}")
+    return image, label
+
+
 @dataclass
 class TrainTransform:
     """
@@ -164,12 +174,7 @@ class TrainingStream(IterableDataset):
             for example in self._epoch_source(epoch):
                 empty = False
                 generator = example_generator(self.seed, epoch, example["id"])
-                image = np.array(example["image"].convert("RGB"))  # writable copies: pasting edits them
-                label = np.array(example["label"])
-                if label.ndim != 2 or label.shape != image.shape[:2]:
-                    raise ValueError(
-                        f"example {example['id']!r}: label shape {label.shape} does not match image {image.shape[:2]}"
-                    )
+                image, label = example_arrays(example)
                 if self.paste_objects is not None:
                     image, label = self.paste_objects(image, label, generator)
                 yield self.transform(image, label, generator)
