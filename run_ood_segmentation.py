@@ -33,6 +33,7 @@ from tdos.rare_class_sampling import (
     load_or_compute_class_statistics,
     statistics_cache_path,
 )
+from tdos.sync_batch_norm import SyncBatchNorm, convert_sync_batchnorm
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
 
 
@@ -380,16 +381,23 @@ def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDO
 
 
 def check_replicas_in_sync(trainer: TDOSTrainer):
-    """After distributed training every process must hold the same weights; a per-tensor checksum is compared."""
+    """After distributed training every process must hold the same weights and (SyncBatchNorm) batch-norm statistics;
+    a per-tensor checksum is compared."""
     accelerator = trainer.accelerator
     if accelerator.num_processes == 1:
         return
     model = accelerator.unwrap_model(trainer.model)
-    sums = torch.stack([p.detach().double().sum() for p in model.parameters() if p.requires_grad])
-    gathered = accelerator.gather(sums[None].to(accelerator.device))  # (processes, tensors)
-    if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
-        raise RuntimeError(f"trainable weights differ between the {accelerator.num_processes} processes")
-    logger.info(f"trainable weights identical on all {accelerator.num_processes} processes")
+    for what, tensors in (
+        ("trainable weights", [p for p in model.parameters() if p.requires_grad]),
+        ("batch-norm statistics", [b for m in model.modules() if isinstance(m, SyncBatchNorm) for b in m.buffers()]),
+    ):
+        if not tensors:
+            continue
+        sums = torch.stack([t.detach().double().sum() for t in tensors])
+        gathered = accelerator.gather(sums[None].to(accelerator.device))  # (processes, tensors)
+        if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
+            raise RuntimeError(f"{what} differ between the {accelerator.num_processes} processes")
+        logger.info(f"{what} identical on all {accelerator.num_processes} processes")
 
 
 def main(argv: list[str] | None = None):
@@ -410,6 +418,9 @@ def main(argv: list[str] | None = None):
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
     model = build_model(model_args, training_args.seed)
+    if training_args.world_size > 1 and training_args.do_train:
+        model, converted = convert_sync_batchnorm(model)  # as the release under distributed training (METHOD §4.3)
+        logger.info(f"{converted} BatchNorm layers converted to SyncBatchNorm")
     processor_options = {"size_divisor": model.config.input_stride}
     if data_args.eval_scale is not None:  # saved with the model: its pipelines then resize to the evaluation scale
         processor_options["size"] = {"longest_edge": data_args.eval_scale[0], "shortest_edge": data_args.eval_scale[1]}

@@ -13,7 +13,7 @@ def get_parameter_groups(model, learning_rate: float, weight_decay: float) -> li
     """Optimizer parameter groups of a TDOS model (METHOD §4.3): frozen parameters excluded; the image tower, when
     trained, at `image_tower_lr_multiplier` times the rate; norms, level embeddings and query position embeddings
     without weight decay."""
-    no_decay_types = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d)
+    no_decay_types = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)  # SyncBatchNorm included
     no_decay = {
         id(parameter)
         for module in model.modules()
