@@ -24,7 +24,13 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_se
 
 import datasets_scripts
 from tdos import TDOSConfig, TDOSForOODSegmentation
-from tdos.benchmark_evaluation import BenchmarkSpec, evaluate_benchmarks, format_results_table, parse_benchmark_spec
+from tdos.benchmark_evaluation import (
+    RESIZE_ORDERS,
+    BenchmarkSpec,
+    evaluate_benchmarks,
+    format_results_table,
+    parse_benchmark_spec,
+)
 from tdos.image_processing_tdos import TDOSImageProcessor
 from tdos.pipeline_tdos import save_for_inference
 from tdos.rare_class_sampling import (
@@ -121,6 +127,17 @@ class DataArguments:
         },
     )
     inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
+    eval_resize_order: str = field(
+        default="semantic_map",
+        metadata={
+            "help": "semantic_map: resize the semantic map to the original image, then take the anomaly score (the "
+            "release); anomaly_score: resize the score."
+        },
+    )
+    eval_round_to_stride: bool = field(
+        default=False,
+        metadata={"help": "Round test sizes to the input stride (1080 -> 1088) instead of padding them (the release)."},
+    )
     num_overlays: int = field(default=4, metadata={"help": "Anomaly overlays written per benchmark."})
 
 
@@ -211,6 +228,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError(f"--eval_scale takes two numbers (LONG SHORT), got {data_args.eval_scale}")
     if training_args.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"--lr_schedule must be one of {LR_SCHEDULES}, got {training_args.lr_schedule!r}")
+    if data_args.eval_resize_order not in RESIZE_ORDERS:
+        raise ValueError(f"--eval_resize_order must be one of {RESIZE_ORDERS}, got {data_args.eval_resize_order!r}")
     if data_args.inference_mode not in (None, "slide", "whole"):
         raise ValueError(f"--inference_mode must be slide or whole, got {data_args.inference_mode!r}")
     if int(os.environ.get("WORLD_SIZE", "1")) != training_args.world_size:
@@ -460,6 +479,8 @@ def main(argv: list[str] | None = None):
             num_overlays=data_args.num_overlays,
             bf16=training_args.bf16,
             accelerator=trainer.accelerator,
+            resize_order=data_args.eval_resize_order,
+            round_to_stride=data_args.eval_round_to_stride,
         )
         if trainer.is_world_process_zero():
             print(format_results_table(results), flush=True)

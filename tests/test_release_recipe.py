@@ -20,11 +20,16 @@ import run_ood_segmentation  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the Trainer may create its output folder
+
+
 def parse(*argv):
     parser = HfArgumentParser(
         (run_ood_segmentation.ModelArguments, run_ood_segmentation.DataArguments, run_ood_segmentation.TDOSTrainingArguments)
     )
-    return parser.parse_args_into_dataclasses(args=["--output_dir", "unused", *argv])
+    return parser.parse_args_into_dataclasses(args=["--output_dir", "out", *argv])
 
 
 def mmcv_poly_with_linear_warmup(step, base_lr=1e-4, total=20000, warmup=1500, min_lr=1e-6, power=0.9, ratio=1e-6):
