@@ -39,6 +39,7 @@ from tdos.rare_class_sampling import (
     load_or_compute_class_statistics,
     statistics_cache_path,
 )
+from tdos.recipes import apply_recipe, recipes_help
 from tdos.sync_batch_norm import SyncBatchNorm, convert_sync_batchnorm
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
 
@@ -55,6 +56,14 @@ class ModelArguments:
         metadata={
             "help": "A trained TDOS folder / Hub id (fine-tune or evaluate it), or a transformers CLIP folder / Hub id "
             "such as openai/clip-vit-base-patch16 (build TDOS around it). Not needed with --random_clip_init."
+        },
+    )
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "A released per-benchmark recipe (METHOD §4.6): sets --preset, --per_device_train_batch_size, "
+            "--eval_scale, --rare_class_sampling and config overrides (ood_class_weight, image_tower_lr_multiplier, "
+            "prompt_mode); explicit arguments win. One of: " + recipes_help()
         },
     )
     preset: str = field(
@@ -424,7 +433,8 @@ def main(argv: list[str] | None = None):
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        argv = sys.argv[1:] if argv is None else argv
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=apply_recipe(argv))
     setup_logging(training_args)
     check_arguments(model_args, data_args, training_args)
     set_seed(training_args.seed)

@@ -83,3 +83,62 @@ def test_release_schedule_min_lr_is_absolute_for_every_group():
         scheduler.step()
     expected = [mmcv_poly_with_linear_warmup(19999, base_lr=lr) for lr in (1e-4, 1e-5)]
     assert scheduler.get_last_lr() == pytest.approx(expected, rel=1e-9)
+
+
+# METHOD §4.6: recipe -> (preset, ood_class_weight, images per GPU, backbone lr_mult, test scale)
+RELEASE_TABLE = {
+    "vit-b16-cityscapes": ("tdos-vit-b16", 10.0, 8, 0.0, (2048, 1024)),
+    "vit-b16-fishyscapes-lf": ("tdos-vit-b16", 4.0, 4, 0.1, (2048, 1024)),
+    "vit-b16-fishyscapes-static": ("tdos-vit-b16", 4.0, 4, 0.1, (2048, 1024)),
+    "vit-b16-road-anomaly": ("tdos-vit-b16", 4.0, 4, 0.1, (512, 512)),
+    "vit-b16-smiyc-anomaly": ("tdos-vit-b16", 10.0, 8, 0.0, (1280, 720)),
+    "vit-b16-smiyc-obstacle": ("tdos-vit-b16", 4.0, 4, 0.1, (1920, 1080)),
+    "rn50-cityscapes": ("tdos-rn50", 1.0, 8, 0.1, (2048, 1024)),
+    "rn50-fishyscapes-lf": ("tdos-rn50", 4.0, 8, 0.1, (2048, 1024)),
+    "rn50-fishyscapes-static": ("tdos-rn50", 4.0, 8, 0.1, (2048, 1024)),
+    "rn50-road-anomaly": ("tdos-rn50", 4.0, 8, 0.001, (512, 512)),
+    "rn50-smiyc-anomaly": ("tdos-rn50", 1.0, 8, 0.05, (1280, 720)),
+    "rn50-smiyc-obstacle": ("tdos-rn50", 4.0, 8, 0.1, (1920, 1080)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASE_TABLE))
+def test_named_recipes_set_the_release_values(name):
+    from tdos import TDOSConfig
+
+    preset, weight, batch, lr_mult, scale = RELEASE_TABLE[name]
+    model_args, data_args, training_args = parse(*run_ood_segmentation.apply_recipe(["--recipe", name]))
+    assert model_args.preset == preset
+    assert training_args.per_device_train_batch_size == batch
+    assert tuple(data_args.eval_scale) == scale
+    assert data_args.rare_class_sampling and data_args.train_dataset == "cityscapes_ood"
+    overrides = run_ood_segmentation.parse_config_overrides(model_args.config_overrides)
+    config = TDOSConfig.from_preset(model_args.preset, **overrides)
+    assert (config.ood_class_weight, config.image_tower_lr_multiplier, config.prompt_mode) == (weight, lr_mult, "release")
+    assert training_args.max_grad_norm == 0 and training_args.lr_schedule == "release_poly"
+
+
+def test_explicit_arguments_win_over_the_recipe():
+    argv = ["--recipe", "rn50-road-anomaly", "--per_device_train_batch_size", "2", "--config_overrides", "ood_class_weight=7,prompt_mode=corrected"]
+    model_args, _, training_args = parse(*run_ood_segmentation.apply_recipe(argv))
+    assert training_args.per_device_train_batch_size == 2
+    overrides = run_ood_segmentation.parse_config_overrides(model_args.config_overrides)
+    assert overrides == {"ood_class_weight": 7.0, "image_tower_lr_multiplier": 0.001, "prompt_mode": "corrected"}
+    assert model_args.recipe == "rn50-road-anomaly"
+
+
+def test_unknown_recipe_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown recipe 'vit-l'.*vit-b16-cityscapes"):
+        run_ood_segmentation.apply_recipe(["--recipe", "vit-l"])
+
+
+def test_help_lists_every_recipe():
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "run_ood_segmentation.py"), "--help"], capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO), "COLUMNS": "1000"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in RELEASE_TABLE:
+        assert name in result.stdout
