@@ -55,6 +55,80 @@ def example_arrays(example: dict) -> tuple[np.ndarray, np.ndarray]:
     return image, label
 
 
+def _convert(values: torch.Tensor, alpha: float = 1.0, beta: float = 0.0) -> torch.Tensor:
+    """mmseg's `convert`: `values * alpha + beta`, clipped to [0, 255] and truncated to uint8."""
+    return (values.float() * alpha + beta).clamp(0, 255).to(torch.uint8)
+
+
+def adjust_brightness(image: torch.Tensor, delta: float) -> torch.Tensor:
+    """Adds `delta` to every channel (mmseg's brightness step)."""
+    return _convert(image, beta=delta)
+
+
+def adjust_contrast(image: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Multiplies every channel by `alpha` (mmseg's contrast step; no blending with the mean, unlike torchvision)."""
+    return _convert(image, alpha=alpha)
+
+
+HSV_SHIFT = 12  # OpenCV's fixed-point 8-bit RGB -> HSV
+
+
+def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
+    """uint8 `(3, H, W)` RGB → OpenCV's 8-bit HSV (`H` in `[0, 180)` = degrees / 2, `S` and `V` in `[0, 255]`), with
+    OpenCV's fixed-point arithmetic (`cvtColor(..., COLOR_RGB2HSV)`, which mmcv's `bgr2hsv` calls)."""
+    red, green, blue = image.long()
+    value = torch.maximum(torch.maximum(red, green), blue)
+    diff = value - torch.minimum(torch.minimum(red, green), blue)
+    one = 1 << HSV_SHIFT
+    saturation_table = torch.tensor([0] + [round((255 << HSV_SHIFT) / v) for v in range(1, 256)])
+    hue_table = torch.tensor([0] + [round((180 << HSV_SHIFT) / (6 * d)) for d in range(1, 256)])
+    saturation = torch.div(diff * saturation_table[value] + one // 2, one, rounding_mode="floor")
+    hue = torch.where(
+        value == red,
+        green - blue,
+        torch.where(value == green, blue - red + 2 * diff, red - green + 4 * diff),
+    )
+    hue = torch.div(hue * hue_table[diff] + one // 2, one, rounding_mode="floor")
+    hue = torch.where(hue < 0, hue + 180, hue)
+    return torch.stack([hue, saturation, value]).to(torch.uint8)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """OpenCV's 8-bit HSV `(3, H, W)` → uint8 RGB (`cvtColor(..., COLOR_HSV2RGB)`: float32 arithmetic, truncated)."""
+    hue, saturation, value = hsv.float()
+    sector_float = hue * (6 / 180)
+    sector = sector_float.floor()
+    fraction = sector_float - sector
+    saturation, value = saturation * (1 / 255), value * (1 / 255)
+    p = value * (1 - saturation)
+    q = value * (1 - saturation * fraction)
+    t = value * (1 - saturation * (1 - fraction))
+    sector = sector.long() % 6
+    table = torch.stack(
+        [
+            torch.stack([value, q, p, p, t, value]),
+            torch.stack([t, value, value, q, p, p]),
+            torch.stack([p, p, t, value, value, q]),
+        ]
+    )  # (channel, sector, H, W)
+    rgb = table.gather(1, sector[None, None].expand(3, 1, *sector.shape))[:, 0]
+    return (rgb * 255).clamp(0, 255).to(torch.uint8)
+
+
+def adjust_saturation(image: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Scales the HSV saturation by `alpha` (mmseg's saturation step, OpenCV's 8-bit HSV)."""
+    hsv = rgb_to_hsv(image)
+    hsv[1] = _convert(hsv[1], alpha=alpha)
+    return hsv_to_rgb(hsv)
+
+
+def adjust_hue(image: torch.Tensor, delta: int) -> torch.Tensor:
+    """Shifts the 8-bit HSV hue by `delta` units of 2 degrees, modulo 180 (mmseg's hue step)."""
+    hsv = rgb_to_hsv(image)
+    hsv[0] = ((hsv[0].long() + delta) % 180).to(torch.uint8)
+    return hsv_to_rgb(hsv)
+
+
 @dataclass
 class TrainTransform:
     """
@@ -62,10 +136,10 @@ class TrainTransform:
 
     random keep-ratio rescale by a factor in `scale_range` (bilinear for the image, nearest for the label) →
     random `crop_size` crop whose most frequent class covers at most `cat_max_ratio` of the labelled pixels (up to
-    10 tries, as mmseg's `RandomCrop`) → horizontal flip with `flip_probability` → photometric distortion (each of
-    brightness, contrast, saturation, hue applied with probability 0.5, in mmseg's ranges; torchvision's
-    brightness is multiplicative, so mmseg's ±32 additive delta becomes a factor in [1 - 32/255, 1 + 32/255]) →
-    pad to the crop (image 0, label 255) → CLIP normalisation.
+    10 tries, as mmseg's `RandomCrop`) → horizontal flip with `flip_probability` → mmseg's `PhotoMetricDistortion`
+    (additive brightness ±32; multiplicative contrast ×[0.5, 1.5], before or after the colour steps; saturation
+    ×[0.5, 1.5] and hue ±18 units of 2° in OpenCV's 8-bit HSV; each step with probability 0.5, uint8 results
+    clipped and truncated after every step) → pad to the crop (image 0, label 255) → CLIP normalisation.
 
     Call with a uint8 `(H, W, 3)` image, a uint8 `(H, W)` trainId label and a `torch.Generator`; returns
     `pixel_values` `(3, crop, crop)` float32 and `labels` `(crop, crop)` int64.
@@ -107,14 +181,19 @@ class TrainTransform:
         return top, left
 
     def photometric(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """mmseg's `PhotoMetricDistortion` on a uint8 `(3, H, W)` image: brightness; contrast first or last (one
+        coin); saturation; hue; each applied with probability 0.5."""
         if _coin(generator, 0.5):
-            image = TF.adjust_brightness(image, _uniform(generator, 1 - 32 / 255, 1 + 32 / 255))
+            image = adjust_brightness(image, _uniform(generator, -32, 32))
+        contrast_first = _coin(generator, 0.5)
+        if contrast_first and _coin(generator, 0.5):
+            image = adjust_contrast(image, _uniform(generator, 0.5, 1.5))
         if _coin(generator, 0.5):
-            image = TF.adjust_contrast(image, _uniform(generator, 0.5, 1.5))
+            image = adjust_saturation(image, _uniform(generator, 0.5, 1.5))
         if _coin(generator, 0.5):
-            image = TF.adjust_saturation(image, _uniform(generator, 0.5, 1.5))
-        if _coin(generator, 0.5):
-            image = TF.adjust_hue(image, _uniform(generator, -18 / 180, 18 / 180))
+            image = adjust_hue(image, int(torch.randint(-18, 18, (), generator=generator)))
+        if not contrast_first and _coin(generator, 0.5):
+            image = adjust_contrast(image, _uniform(generator, 0.5, 1.5))
         return image
 
     def __call__(self, image: np.ndarray, label: np.ndarray, generator: torch.Generator) -> dict[str, torch.Tensor]:
