@@ -165,7 +165,8 @@ class TDOSConfig(PreTrainedConfig):
         image_tower_lr_multiplier (`float`, *optional*, defaults to 0.1):
             Learning-rate multiplier of the image tower when it is trained.
         initializer_range (`float`, *optional*, defaults to 0.02):
-            Standard deviation of the truncated-normal initialisation of linear layers.
+            Standard deviation of the truncated-normal initialisation of the context decoder's linear layers (the other
+            linear layers get PyTorch's default initialisation, as released).
 
     Deviations from the released code (all documented in the project's METHOD notes and README "Fidelity"): prompts
     are assembled with positional embeddings and the end-of-text index shifted past the context (the release ignored
