@@ -139,7 +139,7 @@ class TrainTransform:
     10 tries, as mmseg's `RandomCrop`) → horizontal flip with `flip_probability` → mmseg's `PhotoMetricDistortion`
     (additive brightness ±32; multiplicative contrast ×[0.5, 1.5], before or after the colour steps; saturation
     ×[0.5, 1.5] and hue ±18 units of 2° in OpenCV's 8-bit HSV; each step with probability 0.5, uint8 results
-    clipped and truncated after every step) → pad to the crop (image 0, label 255) → CLIP normalisation.
+    clipped and truncated after every step) → CLIP normalisation → pad to the crop (normalised image 0, label 255).
 
     Call with a uint8 `(H, W, 3)` image, a uint8 `(H, W)` trainId label and a `torch.Generator`; returns
     `pixel_values` `(3, crop, crop)` float32 and `labels` `(crop, crop)` int64.
@@ -161,23 +161,34 @@ class TrainTransform:
             raise ValueError(f"crop_size must be positive, got {self.crop_size}")
 
     def rescale(self, image: torch.Tensor, label: torch.Tensor, generator: torch.Generator):
+        """mmseg's `Resize(ratio_range=...)`: target `int(side * ratio)`, then mmcv's keep-ratio rescale to it
+        (`int(side * factor + 0.5)`), bilinear without antialiasing (OpenCV's `INTER_LINEAR`) / nearest."""
         ratio = _uniform(generator, *self.scale_range)
         height, width = image.shape[-2:]
-        size = [max(1, round(height * ratio)), max(1, round(width * ratio))]
-        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        target_height, target_width = int(height * ratio), int(width * ratio)
+        factor = min(max(target_height, target_width) / max(height, width), min(target_height, target_width) / min(height, width))
+        size = [max(1, int(height * factor + 0.5)), max(1, int(width * factor + 0.5))]
+        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
         label = TF.resize(label, size, interpolation=TF.InterpolationMode.NEAREST)
         return image, label
 
     def crop_box(self, label: torch.Tensor, generator: torch.Generator) -> tuple[int, int]:
+        """mmseg's `RandomCrop`: a random box, re-drawn up to 10 times while one class covers `cat_max_ratio` or more
+        of its labelled pixels (or it holds a single class); the last box is kept unchecked."""
         height, width = label.shape[-2:]
-        top = left = 0
-        for _ in range(10):
+
+        def draw():
             top = int(torch.randint(0, max(height - self.crop_size, 0) + 1, (), generator=generator))
-            left = int(torch.randint(0, max(width - self.crop_size, 0) + 1, (), generator=generator))
-            window = label[..., top : top + self.crop_size, left : left + self.crop_size]
-            counts = torch.bincount(window[window != IGNORE_INDEX].flatten().long())
-            if self.cat_max_ratio >= 1.0 or (counts > 0).sum() > 1 and counts.max() < self.cat_max_ratio * counts.sum():
-                break
+            return top, int(torch.randint(0, max(width - self.crop_size, 0) + 1, (), generator=generator))
+
+        top, left = draw()
+        if self.cat_max_ratio < 1.0:
+            for _ in range(10):
+                window = label[..., top : top + self.crop_size, left : left + self.crop_size]
+                counts = torch.bincount(window[window != IGNORE_INDEX].flatten().long())
+                if (counts > 0).sum() > 1 and counts.max() < self.cat_max_ratio * counts.sum():
+                    break
+                top, left = draw()
         return top, left
 
     def photometric(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -207,10 +218,10 @@ class TrainTransform:
             image, label = TF.horizontal_flip(image), TF.horizontal_flip(label)
         if self.photometric_distortion:
             image = self.photometric(image, generator)
-        pad = [0, 0, self.crop_size - image.shape[-1], self.crop_size - image.shape[-2]]
-        image = TF.pad(image, pad, fill=0)
-        label = TF.pad(label, pad, fill=IGNORE_INDEX)
         pixel_values = TF.normalize(image.float() / 255.0, list(self.mean), list(self.std))
+        pad = [0, 0, self.crop_size - image.shape[-1], self.crop_size - image.shape[-2]]
+        pixel_values = TF.pad(pixel_values, pad, fill=0.0)  # after normalisation, as mmseg's Pad
+        label = TF.pad(label, pad, fill=IGNORE_INDEX)
         return {"pixel_values": pixel_values, "labels": label[0].long()}
 
 

@@ -48,11 +48,13 @@ def test_transform_shapes_values_and_normalisation():
     out = transform(image, label, torch.Generator().manual_seed(0))
     assert out["pixel_values"].shape == (3, 64, 64) and out["pixel_values"].dtype == torch.float32
     assert out["labels"].shape == (64, 64) and out["labels"].dtype == torch.int64
-    # 48 rows < 64: the bottom is padded with ignore labels and zero (pre-normalisation) pixels
+    # 48 rows < 64: the bottom is padded with ignore labels and, after normalisation, zeros (mmseg's Pad)
     assert (out["labels"][48:] == IGNORE_INDEX).all()
-    mean = torch.tensor(transform.mean)[:, None]
-    std = torch.tensor(transform.std)[:, None]
-    assert torch.allclose(out["pixel_values"][:, 48:].flatten(1), (0 - mean) / std)
+    assert (out["pixel_values"][:, 48:] == 0).all()
+    mean = torch.tensor(transform.mean)[:, None, None]
+    std = torch.tensor(transform.std)[:, None, None]
+    normalised = (torch.from_numpy(image).permute(2, 0, 1) / 255 - mean) / std  # (3, 48, 96); the crop is 64 wide
+    assert any(torch.allclose(out["pixel_values"][:, :48], normalised[:, :, left : left + 64]) for left in range(33))
     # nearest resampling keeps label values; no new classes appear
     assert set(out["labels"].unique().tolist()) <= {0, 7, 19, IGNORE_INDEX}
 
@@ -76,6 +78,26 @@ def test_crop_respects_cat_max_ratio_when_possible():
         window = label[top : top + 64, left : left + 64]
         counts = np.bincount(window.ravel())
         assert counts.max() < 0.75 * counts.sum()
+
+
+def test_crop_box_follows_mmseg_random_crop_draws():
+    label = torch.zeros(1, 200, 300, dtype=torch.uint8)  # one class: no box passes, the 11th draw is kept
+    box = TrainTransform(crop_size=64, cat_max_ratio=0.75).crop_box(label, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    draws = [
+        (int(torch.randint(0, 137, (), generator=generator)), int(torch.randint(0, 237, (), generator=generator)))
+        for _ in range(11)
+    ]
+    assert box == draws[-1]
+
+
+def test_rescale_uses_mmseg_sizes():
+    # mmseg: target int(side * ratio) = (77, 155); mmcv keep-ratio factor min(155 / 200, 77 / 100) = 0.77;
+    # sides int(side * 0.77 + 0.5) = (77, 154)
+    transform = TrainTransform(scale_range=(0.777, 0.777))
+    image, label = torch.zeros(3, 100, 200, dtype=torch.uint8), torch.zeros(1, 100, 200, dtype=torch.uint8)
+    resized, resized_label = transform.rescale(image, label, torch.Generator())
+    assert resized.shape[-2:] == (77, 154) and resized_label.shape[-2:] == (77, 154)
 
 
 def test_transform_rejects_bad_arguments():
