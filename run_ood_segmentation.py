@@ -122,7 +122,7 @@ class DataArguments:
     rcs_temperature: float = field(default=100.0, metadata={"help": "RCS: T of softmax((1 - class frequency) / T)."})
     rcs_min_pixels: int = field(default=3000, metadata={"help": "RCS: pixels of the class an image needs to be drawn."})
     rcs_min_crop_ratio: float = field(
-        default=0.5, metadata={"help": "RCS: crops are re-drawn (10 tries) until they hold > min_pixels * ratio pixels."}
+        default=0.5, metadata={"help": "RCS: crops are re-drawn (up to 10 times) until they hold > min_pixels * ratio pixels."}
     )
     synthetic_num_examples: int = field(default=2000, metadata={"help": "Synthetic benchmark: examples per split."})
     synthetic_height: int = field(default=256, metadata={"help": "Synthetic benchmark: image height."})

@@ -3,8 +3,8 @@ configures it: `class_temp=100`, `min_pixels=3000`, `min_crop_ratio=0.5`).
 
 Every training sample is drawn the same way, whatever its position: a class `c` with probability
 `softmax((1 - f) / temperature)[c]` (`f` the classes' pixel frequencies over the training set), then uniformly one of
-the examples holding more than `min_pixels` pixels of `c`; the augmentation is re-drawn up to `max_crop_tries` times
-until the crop holds more than `min_pixels * min_crop_ratio` pixels of `c`. The per-example class statistics come from
+the examples holding more than `min_pixels` pixels of `c`; the augmentation is re-drawn (up to `max_crop_tries` times)
+while the crop holds at most `min_pixels * min_crop_ratio` pixels of `c`. The per-example class statistics come from
 one streaming pass over the training set, cached as JSON in the output folder (never in the dataset folder).
 
 Sample `k` draws everything from the generator seeded by `(seed, epoch, "rcs/k")` ([`example_generator`]), so the
@@ -120,7 +120,8 @@ class RareClassSampler:
         min_pixels (`int`, defaults to 3000): an example is drawn for class `c` only if it has more pixels of `c`.
         min_crop_ratio (`float`, defaults to 0.5): the crop is re-drawn until it holds more than `min_pixels *
             min_crop_ratio` pixels of `c` (0: never re-drawn).
-        max_crop_tries (`int`, defaults to 10): augmentations tried at most per sample.
+        max_crop_tries (`int`, defaults to 10): re-drawn augmentations at most per sample (DAFormer: the first one
+            plus up to 10, the last kept unchecked).
 
     Classes without any example above `min_pixels` cannot be drawn and are left out of the softmax (with a warning;
     DAFormer stops with an assertion).
@@ -210,10 +211,11 @@ class RareClassTrainingStream(IterableDataset):
         image, label = example_arrays(example)
         if self.paste_objects is not None:
             image, label = self.paste_objects(image, label, generator)
-        for tries in range(1, self.sampler.max_crop_tries + 1):
-            output = self.transform(image, label, generator)
-            if self.sampler.min_crop_ratio <= 0 or (output["labels"] == c).sum() > self.sampler.min_crop_pixels:
+        output, tries = self.transform(image, label, generator), 1
+        while self.sampler.min_crop_ratio > 0 and tries <= self.sampler.max_crop_tries:
+            if (output["labels"] == c).sum() > self.sampler.min_crop_pixels:
                 break
+            output, tries = self.transform(image, label, generator), tries + 1
         return {**output, "rcs_class": c, "crop_tries": tries}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:

@@ -144,7 +144,8 @@ def test_crops_hold_more_than_min_pixels_times_ratio_of_the_sampled_class():
     assert len(drawn) >= 30
     held = [(sample["labels"] == 5).sum().item() > 1500 for sample in drawn]
     # a 160² crop of a 256x512 scene misses most of a 60² square most of the time; 10 tries almost never
-    assert all(h for h, sample in zip(held, drawn) if sample["crop_tries"] < 10)
+    assert all(h for h, sample in zip(held, drawn) if sample["crop_tries"] <= 10)  # the 11th is kept unchecked
+    assert max(sample["crop_tries"] for sample in samples) <= 11
     assert sum(held) >= 0.95 * len(drawn)
     single_stream = rcs_stream(min_crop_ratio=0.0)
     single = [single_stream.sample(index) for index in range(40)]
