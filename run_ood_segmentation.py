@@ -63,7 +63,7 @@ class ModelArguments:
         metadata={
             "help": "A released per-benchmark recipe (METHOD §4.6): sets --preset, --per_device_train_batch_size, "
             "--eval_scale, --rare_class_sampling and config overrides (ood_class_weight, image_tower_lr_multiplier, "
-            "prompt_mode); explicit arguments win. One of: " + recipes_help()
+            "prompt_mode, ood_augmentation); explicit arguments win. One of: " + recipes_help()
         },
     )
     preset: str = field(

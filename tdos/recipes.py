@@ -13,7 +13,9 @@ from dataclasses import dataclass
 class Recipe:
     """One release config. `images_per_gpu` is mmseg's `samples_per_gpu` (the number of GPUs was not recorded; the
     release README's example uses 4). `image_tower_lr_multiplier` is the config's backbone `lr_mult`: it has no effect
-    while the image tower is frozen (as released), and is kept for `train_image_tower=true` ablations."""
+    while the image tower is frozen (as released), and is kept for `train_image_tower=true` ablations. The released
+    code's prompt assembly (`prompt_mode="release"`) and, for ViT-B/16, its OOD augmentation (a no-op, METHOD §3.1:
+    `ood_augmentation=False` computes the same) are what the recipes reproduce."""
 
     preset: str
     benchmark: str
@@ -23,6 +25,7 @@ class Recipe:
     test_scale: tuple[int, int]
     release_config: str
     prompt_mode: str = "release"
+    ood_augmentation: bool = True
 
     def arguments(self) -> list[str]:
         """`run_ood_segmentation.py` arguments of this recipe (config overrides last, see [`apply_recipe`])."""
@@ -37,14 +40,15 @@ class Recipe:
     def config_overrides(self) -> str:
         return (
             f"ood_class_weight={self.ood_class_weight},image_tower_lr_multiplier={self.image_tower_lr_multiplier},"
-            f"prompt_mode={self.prompt_mode}"
+            f"prompt_mode={self.prompt_mode},ood_augmentation={str(self.ood_augmentation).lower()}"
         )
 
     def summary(self) -> str:
         return (
             f"{self.benchmark}: {self.preset}, ood_class_weight {self.ood_class_weight:g}, {self.images_per_gpu} images/GPU, "
             f"backbone lr x{self.image_tower_lr_multiplier:g}, test scale {self.test_scale[0]}x{self.test_scale[1]}, "
-            f"prompt_mode {self.prompt_mode}, rare-class sampling ({self.release_config})"
+            f"prompt_mode {self.prompt_mode}, OOD augmentation {'on' if self.ood_augmentation else 'off'}, rare-class "
+            f"sampling ({self.release_config})"
         )
 
 
@@ -72,6 +76,7 @@ def _recipes() -> dict[str, Recipe]:
                 image_tower_lr_multiplier=lr_mult,
                 test_scale=scale,
                 release_config=f"text_driven_ood_seg_{release_name}_1e-5_20k-{config}-512.py",
+                ood_augmentation=preset == "tdos-rn50",  # the released ViT augmentation is a no-op
             )
     return recipes
 

@@ -115,6 +115,7 @@ def test_named_recipes_set_the_release_values(name):
     overrides = run_ood_segmentation.parse_config_overrides(model_args.config_overrides)
     config = TDOSConfig.from_preset(model_args.preset, **overrides)
     assert (config.ood_class_weight, config.image_tower_lr_multiplier, config.prompt_mode) == (weight, lr_mult, "release")
+    assert config.ood_augmentation == (preset == "tdos-rn50")  # the released ViT augmentation is a no-op
     assert training_args.max_grad_norm == 0 and training_args.lr_schedule == "release_poly"
 
 
@@ -123,7 +124,9 @@ def test_explicit_arguments_win_over_the_recipe():
     model_args, _, training_args = parse(*run_ood_segmentation.apply_recipe(argv))
     assert training_args.per_device_train_batch_size == 2
     overrides = run_ood_segmentation.parse_config_overrides(model_args.config_overrides)
-    assert overrides == {"ood_class_weight": 7.0, "image_tower_lr_multiplier": 0.001, "prompt_mode": "corrected"}
+    assert overrides == {
+        "ood_class_weight": 7.0, "image_tower_lr_multiplier": 0.001, "prompt_mode": "corrected", "ood_augmentation": True
+    }  # fmt: skip
     assert model_args.recipe == "rn50-road-anomaly"
 
 
