@@ -138,7 +138,9 @@ class BenchmarkEvaluator:
         with autocast:
             outputs = self.model.predict(inputs["pixel_values"].to(device), inference_mode=self.inference_mode)
         if self.resize_order == "semantic_map":
-            semantic_map = F.interpolate(outputs.semantic_map.float(), size=tuple(target_size), mode="bilinear", align_corners=False)
+            semantic_map = F.interpolate(
+                outputs.semantic_map.float(), size=tuple(target_size), mode="bilinear", align_corners=False
+            )
             config = self.model.config
             anomaly = anomaly_score_from_semantic(semantic_map, config.anomaly_score, config.ood_label_id)[0]
             return anomaly.cpu().numpy().astype(np.float32), semantic_map[0].argmax(0).cpu().numpy()
