@@ -68,7 +68,8 @@ def test_test_sizes_are_mmcv_keep_ratio_sizes_not_rounded_to_the_stride(tmp_path
 
 
 def test_rn50_anomaly_track_size_is_padded_not_rounded(tmp_path):
-    release = BenchmarkEvaluator(RecordingModel(input_stride=32), TDOSImageProcessor(), tmp_path)
+    # the training script saves a processor that rounds to the model's input stride (32 for RN50)
+    release = BenchmarkEvaluator(RecordingModel(input_stride=32), TDOSImageProcessor(size_divisor=32), tmp_path)
     release.predict(Image.new("RGB", (1280, 720)), (720, 1280), scale=(1280, 720))
     assert release.model.input_sizes == [(720, 1280)]  # rounding to 32 gave 704
 
