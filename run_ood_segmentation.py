@@ -25,6 +25,7 @@ from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_se
 import datasets_scripts
 from tdos import TDOSConfig, TDOSForOODSegmentation
 from tdos.benchmark_evaluation import (
+    RESIZE_ORDERS,
     BenchmarkSpec,
     check_results_file,
     evaluate_benchmarks,
@@ -34,10 +35,20 @@ from tdos.benchmark_evaluation import (
 from tdos.image_processing_tdos import TDOSImageProcessor
 from tdos.model_folder import check_model_folder
 from tdos.pipeline_tdos import save_for_inference
+from tdos.rare_class_sampling import (
+    RareClassSampler,
+    RareClassTrainingStream,
+    load_or_compute_class_statistics,
+    statistics_cache_path,
+)
+from tdos.recipes import apply_recipe, recipes_help
+from tdos.sync_batch_norm import SyncBatchNorm, convert_sync_batchnorm
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
 
 
 logger = logging.getLogger(__name__)
+
+LR_SCHEDULES = ("release_poly", "hf")
 
 
 @dataclass
@@ -47,6 +58,14 @@ class ModelArguments:
         metadata={
             "help": "A trained TDOS folder / Hub id (fine-tune or evaluate it), or a transformers CLIP folder / Hub id "
             "such as openai/clip-vit-base-patch16 (build TDOS around it). Not needed with --random_clip_init."
+        },
+    )
+    recipe: str | None = field(
+        default=None,
+        metadata={
+            "help": "A released per-benchmark recipe (docs/method.md §9): sets --preset, --per_device_train_batch_size, "
+            "--eval_scale, --rare_class_sampling and config overrides (ood_class_weight, image_tower_lr_multiplier, "
+            "prompt_mode, ood_augmentation); explicit arguments win. One of: " + recipes_help()
         },
     )
     preset: str = field(
@@ -95,6 +114,18 @@ class DataArguments:
     )
     ood_objects_coco_images: str | None = field(default=None, metadata={"help": "Image folder of --ood_objects_coco."})
     paste_probability: float = field(default=0.5, metadata={"help": "Probability of pasting objects into a scene."})
+    rare_class_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "Rare-class sampling as released (docs/method.md §6; on in every --recipe): each sample draws a class, an "
+            "image with enough of it and a crop holding enough of it. Class statistics: one pass, cached in output_dir."
+        },
+    )
+    rcs_temperature: float = field(default=100.0, metadata={"help": "RCS: T of softmax((1 - class frequency) / T)."})
+    rcs_min_pixels: int = field(default=3000, metadata={"help": "RCS: pixels of the class an image needs to be drawn."})
+    rcs_min_crop_ratio: float = field(
+        default=0.5, metadata={"help": "RCS: crops are re-drawn (up to 10 times) until they hold > min_pixels * ratio pixels."}
+    )
     synthetic_num_examples: int = field(default=2000, metadata={"help": "Synthetic benchmark: examples per split."})
     synthetic_height: int = field(default=256, metadata={"help": "Synthetic benchmark: image height."})
     synthetic_width: int = field(default=512, metadata={"help": "Synthetic benchmark: image width."})
@@ -107,6 +138,17 @@ class DataArguments:
         },
     )
     inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
+    eval_resize_order: str = field(
+        default="semantic_map",
+        metadata={
+            "help": "semantic_map: resize the semantic map to the original image, then take the anomaly score (the "
+            "release); anomaly_score: resize the score."
+        },
+    )
+    eval_round_to_stride: bool = field(
+        default=False,
+        metadata={"help": "Round test sizes to the input stride (1080 -> 1088) instead of padding them (the release)."},
+    )
     num_overlays: int = field(default=4, metadata={"help": "Anomaly overlays written per benchmark."})
     smiyc_protocol: str = field(
         default="smiyc",
@@ -124,16 +166,33 @@ class DataArguments:
 
 @dataclass
 class TDOSTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with TDOS's recipe as defaults (docs/method.md §5): AdamW lr 1e-4, weight decay 1e-5,
-    20k steps, 1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
+    """`TrainingArguments` with TDOS's released recipe as defaults (docs/method.md §5): AdamW lr 1e-4, weight decay 1e-5,
+    20k steps, mmcv's poly decay (power 0.9, to 1e-6) over all steps with a linear warm-up over the first 1,500 from
+    1e-6 of the rate, no gradient clipping, and `find_unused_parameters=True` under DDP."""
 
     learning_rate: float = field(default=1e-4, metadata={"help": "Base AdamW learning rate (per-module multipliers apply)."})
     weight_decay: float = field(default=1e-5, metadata={"help": "AdamW weight decay (none on norms and embeddings)."})
     max_steps: int = field(default=20000, metadata={"help": "Training steps (the training data is an endless stream)."})
+    max_grad_norm: float = field(
+        default=0.0, metadata={"help": "Gradient clipping norm; 0 (the release) clips nothing (transformers' default: 1)."}
+    )
     warmup_steps: float = field(default=1500, metadata={"help": "Linear warm-up steps."})
-    lr_scheduler_type: str = field(default="polynomial", metadata={"help": "Learning-rate schedule."})
+    lr_schedule: str = field(
+        default="release_poly",
+        metadata={
+            "help": "release_poly: the release's schedule (poly decay over all steps, warm-up factor on top; "
+            "docs/method.md §5); hf: transformers' --lr_scheduler_type (its polynomial decay restarts after the warm-up)."
+        },
+    )
+    warmup_start_factor: float = field(
+        default=1e-6, metadata={"help": "release_poly: learning-rate factor at step 0 of the warm-up (mmcv warmup_ratio)."}
+    )
+    lr_scheduler_type: str = field(default="polynomial", metadata={"help": "Schedule with --lr_schedule hf."})
     lr_scheduler_kwargs: dict | str | None = field(
         default_factory=lambda: {"lr_end": 1e-6, "power": 0.9}, metadata={"help": "Schedule arguments (JSON)."}
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=True, metadata={"help": "DDP find_unused_parameters (the release: True)."}
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the collated columns as they are."})
 
@@ -195,6 +254,10 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError("--ood_objects_coco and --ood_objects_coco_images go together")
     if data_args.eval_scale is not None and len(data_args.eval_scale) != 2:
         raise ValueError(f"--eval_scale takes two numbers (LONG SHORT), got {data_args.eval_scale}")
+    if training_args.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"--lr_schedule must be one of {LR_SCHEDULES}, got {training_args.lr_schedule!r}")
+    if data_args.eval_resize_order not in RESIZE_ORDERS:
+        raise ValueError(f"--eval_resize_order must be one of {RESIZE_ORDERS}, got {data_args.eval_resize_order!r}")
     if data_args.inference_mode not in (None, "slide", "whole"):
         raise ValueError(f"--inference_mode must be slide or whole, got {data_args.inference_mode!r}")
     if int(os.environ.get("WORLD_SIZE", "1")) != training_args.world_size:
@@ -277,22 +340,46 @@ def open_training_source(data_args: DataArguments):
     return source
 
 
-def build_training_stream(source, paster, data_args: DataArguments, crop_size: int, seed: int) -> TrainingStream:
+def build_training_stream(
+    source, paster, data_args: DataArguments, crop_size: int, training_args: TrainingArguments, num_classes: int
+) -> TrainingStream | RareClassTrainingStream:
     transform = TrainTransform(
         crop_size=crop_size, scale_range=(data_args.min_scale, data_args.max_scale), cat_max_ratio=data_args.cat_max_ratio
     )
+    seed = training_args.seed
 
     def paste(image, label, generator):
         # the paster is deterministic per integer index: draw it from the example's generator
         return paster(image, label, int(torch.randint(0, 2**31 - 1, (), generator=generator)))
 
-    return TrainingStream(
-        source,
-        transform,
-        seed=seed,
-        shuffle_buffer=data_args.shuffle_buffer,
-        paste_objects=None if paster is None else paste,
+    paste_objects = None if paster is None else paste
+    if not data_args.rare_class_sampling:
+        return TrainingStream(
+            source, transform, seed=seed, shuffle_buffer=data_args.shuffle_buffer, paste_objects=paste_objects
+        )
+    options = synthetic_options(data_args.train_dataset, data_args)
+    description = {
+        "name": data_args.train_dataset,
+        "root": None if data_args.train_root is None else str(Path(data_args.train_root).resolve()),
+        "split": data_args.train_split,
+        "options": options,
+        "num_classes": num_classes,
+    }
+    cache = statistics_cache_path(training_args.output_dir, description)
+    with training_args.main_process_first(desc="rare-class statistics"):
+        statistics = load_or_compute_class_statistics(source, num_classes, cache, description)
+    sampler = RareClassSampler(
+        statistics,
+        temperature=data_args.rcs_temperature,
+        min_pixels=data_args.rcs_min_pixels,
+        min_crop_ratio=data_args.rcs_min_crop_ratio,
     )
+    logger.info(
+        "rare-class sampling: class probabilities "
+        + ", ".join(f"{c}: {p:.4f}" for c, p in zip(sampler.classes, sampler.probabilities.tolist()))
+    )
+    reader = datasets_scripts.ShardReader(data_args.train_dataset, data_args.train_root, data_args.train_split, **options)
+    return RareClassTrainingStream(sampler, reader.example, transform, seed=seed, paste_objects=paste_objects)
 
 
 def setup_logging(training_args: TrainingArguments):
@@ -341,16 +428,23 @@ def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDO
 
 
 def check_replicas_in_sync(trainer: TDOSTrainer):
-    """After distributed training every process must hold the same weights; a per-tensor checksum is compared."""
+    """After distributed training every process must hold the same weights and (SyncBatchNorm) batch-norm statistics;
+    a per-tensor checksum is compared."""
     accelerator = trainer.accelerator
     if accelerator.num_processes == 1:
         return
     model = accelerator.unwrap_model(trainer.model)
-    sums = torch.stack([p.detach().double().sum() for p in model.parameters() if p.requires_grad])
-    gathered = accelerator.gather(sums[None].to(accelerator.device))  # (processes, tensors)
-    if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
-        raise RuntimeError(f"trainable weights differ between the {accelerator.num_processes} processes")
-    logger.info(f"trainable weights identical on all {accelerator.num_processes} processes")
+    for what, tensors in (
+        ("trainable weights", [p for p in model.parameters() if p.requires_grad]),
+        ("batch-norm statistics", [b for m in model.modules() if isinstance(m, SyncBatchNorm) for b in m.buffers()]),
+    ):
+        if not tensors:
+            continue
+        sums = torch.stack([t.detach().double().sum() for t in tensors])
+        gathered = accelerator.gather(sums[None].to(accelerator.device))  # (processes, tensors)
+        if not torch.equal(gathered, gathered[:1].expand_as(gathered)):
+            raise RuntimeError(f"{what} differ between the {accelerator.num_processes} processes")
+        logger.info(f"{what} identical on all {accelerator.num_processes} processes")
 
 
 def main(argv: list[str] | None = None):
@@ -358,7 +452,8 @@ def main(argv: list[str] | None = None):
     if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        argv = sys.argv[1:] if argv is None else argv
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=apply_recipe(argv))
     setup_logging(training_args)
     try:
         check_arguments(model_args, data_args, training_args)
@@ -376,6 +471,9 @@ def main(argv: list[str] | None = None):
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
     model = build_model(model_args, training_args.seed)
+    if training_args.world_size > 1 and training_args.do_train:
+        model, converted = convert_sync_batchnorm(model)  # as the release under distributed training (docs/method.md §5)
+        logger.info(f"{converted} BatchNorm layers converted to SyncBatchNorm")
     processor_options = {"size_divisor": model.config.input_stride}
     if data_args.eval_scale is not None:  # saved with the model: its pipelines then resize to the evaluation scale
         processor_options["size"] = {"longest_edge": data_args.eval_scale[0], "shortest_edge": data_args.eval_scale[1]}
@@ -389,7 +487,9 @@ def main(argv: list[str] | None = None):
     train_dataset = None
     if training_args.do_train:
         crop_size = data_args.crop_size or model.config.crop_size
-        train_dataset = build_training_stream(train_source, paster, data_args, crop_size, training_args.seed)
+        train_dataset = build_training_stream(
+            train_source, paster, data_args, crop_size, training_args, model.config.num_id_classes
+        )
     trainer = TDOSTrainer(
         model=model,
         args=training_args,
@@ -415,6 +515,8 @@ def main(argv: list[str] | None = None):
             accelerator=trainer.accelerator,
             smiyc_protocol=data_args.smiyc_protocol,
             overwrite=data_args.overwrite_eval_results,
+            resize_order=data_args.eval_resize_order,
+            round_to_stride=data_args.eval_round_to_stride,
         )
         if trainer.is_world_process_zero():
             print(format_results_table(results), flush=True)

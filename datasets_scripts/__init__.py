@@ -20,7 +20,7 @@ from .road_anomaly import build_road_anomaly
 from .smiyc import build_smiyc_anomaly, build_smiyc_obstacle
 
 
-__all__ = ["BENCHMARKS", "FEATURES", "BenchmarkInfo", "benchmark_kind", "load_benchmark"]
+__all__ = ["BENCHMARKS", "FEATURES", "BenchmarkInfo", "ShardReader", "benchmark_kind", "load_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,47 @@ def load_benchmark(name: str, root=None, split: Optional[str] = None, streaming:
             Builder options, e.g. `num_examples`, `height`, `width`, `seed` for `"synthetic"`, `layout` where a
             benchmark ships in several layouts.
     """
-    info, split = _info(name), _split(name, split)
-    if info.needs_root:
-        generator, gen_kwargs = info.builder(root, split, **options)
-    elif root is not None:
-        raise ValueError(f"Benchmark {name!r} is generated on the fly; it takes no root (got {root!r}).")
-    else:
-        generator, gen_kwargs = info.builder(split, **options)
+    generator, gen_kwargs = _build(name, root, split, options)
     if streaming:
         return datasets.IterableDataset.from_generator(generator, features=FEATURES, gen_kwargs=gen_kwargs)
     return datasets.Dataset.from_generator(generator, features=FEATURES, gen_kwargs=gen_kwargs, cache_dir=cache_dir)
+
+
+def _build(name, root, split, options):
+    info, split = _info(name), _split(name, split)
+    if info.needs_root:
+        return info.builder(root, split, **options)
+    if root is not None:
+        raise ValueError(f"Benchmark {name!r} is generated on the fly; it takes no root (got {root!r}).")
+    return info.builder(split, **options)
+
+
+class ShardReader:
+    """Random access to the examples of one benchmark split by `(shard, position)`, in the order and with the shards of
+    `load_benchmark(name, root, split, streaming=True, **options)` (shard `s` is `dataset.shard(num_shards, s)`).
+
+    It runs the builder's generator on one shard and decodes the examples with `FEATURES`, so it works the same inside
+    `DataLoader` workers (where a streaming dataset would split its shards among the workers).
+    """
+
+    def __init__(self, name: str, root=None, split: Optional[str] = None, **options):
+        self.generator, self.gen_kwargs = _build(name, root, split, options)
+        lengths = {len(value) for value in self.gen_kwargs.values() if isinstance(value, list)}
+        if len(lengths) != 1:
+            raise ValueError(f"Benchmark {name!r}: expected one list of shards in gen_kwargs, got lengths {lengths}")
+        self.num_shards = lengths.pop()
+
+    def examples(self, shard: int):
+        """The decoded examples of one shard, in order."""
+        if not 0 <= shard < self.num_shards:
+            raise IndexError(f"shard {shard} out of range: the benchmark has {self.num_shards} shards")
+        kwargs = {key: value[shard : shard + 1] if isinstance(value, list) else value for key, value in self.gen_kwargs.items()}
+        for example in self.generator(**kwargs):
+            yield FEATURES.decode_example(FEATURES.encode_example(example))
+
+    def example(self, shard: int, position: int) -> dict:
+        """Example `position` (0-based) of `shard`."""
+        for index, example in enumerate(self.examples(shard)):
+            if index == position:
+                return example
+        raise IndexError(f"shard {shard} has no example {position}")

@@ -31,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import datasets_scripts
 
 from .evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, plot_curves
 from .atomic_io import write_atomically
+from .modeling_tdos_ood_slot import anomaly_score_from_semantic
 from .predict import heat_map_overlay
 
 
@@ -62,6 +64,9 @@ PROTOCOL_TITLES = {
     "best-F1 threshold of that curve (score > threshold, official size filters)",
 }
 RESULTS_FILE = "eval_results.json"
+RESIZE_ORDERS = ("semantic_map", "anomaly_score")
+"""What is resized to the original image size: the `K_id`-channel semantic map, before the anomaly score (softmax)
+and the arg-max are taken (the release, docs/method.md §7), or the anomaly score and the semantic map separately."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,13 @@ def _ood_labels(label: np.ndarray, kind: str, ood_label_id: int) -> np.ndarray |
 
 
 class BenchmarkEvaluator:
-    """Evaluates one model on benchmark after benchmark; see the module docstring."""
+    """
+    Evaluates one model on benchmark after benchmark; see the module docstring. By default as released (docs/method.md §7):
+    each image is resized to the test scale with mmcv's exact keep-ratio size (the model pads it to its input stride;
+    `round_to_stride=True` rounds the size to a multiple of the stride instead), and the semantic map is resized to the
+    original image before the anomaly score and the arg-max are taken (`resize_order="anomaly_score"` resizes the
+    score itself).
+    """
 
     def __init__(
         self,
@@ -113,9 +124,13 @@ class BenchmarkEvaluator:
         bf16=False,
         num_overlays=4,
         smiyc_protocol="smiyc",
+        resize_order: str = "semantic_map",
+        round_to_stride: bool = False,
     ):
         if smiyc_protocol not in PROTOCOL_TITLES:
             raise ValueError(f"smiyc_protocol={smiyc_protocol!r}; expected one of {tuple(PROTOCOL_TITLES)}")
+        if resize_order not in RESIZE_ORDERS:
+            raise ValueError(f"resize_order must be one of {RESIZE_ORDERS}, got {resize_order!r}")
         self.smiyc_protocol = smiyc_protocol
         self.model = model.eval()
         self.processor = processor
@@ -123,17 +138,29 @@ class BenchmarkEvaluator:
         self.inference_mode = inference_mode
         self.bf16 = bf16
         self.num_overlays = num_overlays
+        self.resize_order = resize_order
+        self.size_divisor = model.config.input_stride if round_to_stride else 1
 
     @torch.no_grad()
     def predict(self, image, target_size: tuple[int, int], scale: tuple[int, int] | None):
         device = next(self.model.parameters()).device
         long_side, short_side = scale if scale is not None else (max(target_size), min(target_size))
         inputs = self.processor(
-            images=image, size={"longest_edge": long_side, "shortest_edge": short_side}, return_tensors="pt"
+            images=image,
+            size={"longest_edge": long_side, "shortest_edge": short_side},
+            size_divisor=self.size_divisor,
+            return_tensors="pt",
         )
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         with autocast:
             outputs = self.model.predict(inputs["pixel_values"].to(device), inference_mode=self.inference_mode)
+        if self.resize_order == "semantic_map":
+            semantic_map = F.interpolate(
+                outputs.semantic_map.float(), size=tuple(target_size), mode="bilinear", align_corners=False
+            )
+            config = self.model.config
+            anomaly = anomaly_score_from_semantic(semantic_map, config.anomaly_score, config.ood_label_id)[0]
+            return anomaly.cpu().numpy().astype(np.float32), semantic_map[0].argmax(0).cpu().numpy()
         anomaly = self.processor.post_process_anomaly_map(outputs, target_sizes=[target_size])[0]
         semantic = self.processor.post_process_semantic_segmentation(outputs, target_sizes=[target_size])[0]
         return np.asarray(anomaly, dtype=np.float32), np.asarray(semantic)
@@ -223,18 +250,24 @@ def evaluate_benchmarks(
     accelerator=None,
     smiyc_protocol: str = "smiyc",
     overwrite: bool = False,
+    resize_order: str = "semantic_map",
+    round_to_stride: bool = False,
 ) -> dict[str, dict]:
     """
     Evaluates `model` on every benchmark of `specs` (on the main process; other processes wait) and writes
     `output_dir/eval_results.json` atomically after each benchmark, so finished benchmarks survive a later failure;
     results of other benchmarks already in the file are kept, and results of the same benchmarks are replaced only
     with `overwrite` (see `check_results_file`). `smiyc_protocol` is the protocol of the SMIYC tracks (`"smiyc"`, the
-    official one, or `"exact"`). Returns `{benchmark: {metric: value}}` of this run.
+    official one, or `"exact"`); `resize_order` and `round_to_stride`: see [`BenchmarkEvaluator`]. Returns
+    `{benchmark: {metric: value}}` of this run.
     """
     results: dict[str, dict] = {}
     if accelerator is None or accelerator.is_main_process:
         stored = check_results_file(output_dir, specs, overwrite)
-        evaluator = BenchmarkEvaluator(model, processor, output_dir, inference_mode, bf16, num_overlays, smiyc_protocol)
+        evaluator = BenchmarkEvaluator(
+            model, processor, output_dir, inference_mode, bf16, num_overlays, smiyc_protocol, resize_order,
+            round_to_stride,
+        )  # fmt: skip
         path = Path(output_dir) / RESULTS_FILE
         for spec in specs:
             options = (dataset_options or {}).get(spec.name, {})

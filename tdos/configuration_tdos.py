@@ -19,6 +19,7 @@ ANOMALY_SCORES = ("ood_probability", "ood_logit", "rba")
 INFERENCE_MODES = ("slide", "whole")
 DEFORMABLE_ATTENTION_KERNELS = ("pytorch", "triton")
 BACKBONES = ("clip-vit", "clip-rn50")
+PROMPT_MODES = ("corrected", "release")
 RESNET_STRIDE = 32  # CLIP ModifiedResNet: stride of layer4 and of the attention-pool tokens
 
 
@@ -77,6 +78,14 @@ class TDOSConfig(PreTrainedConfig):
         text_context_length (`int`, *optional*, defaults to 40):
             Length of every assembled prompt fed to the text tower; class names get `text_context_length -
             prompt_context_length` tokens (start and end tokens included).
+        prompt_mode (`str`, *optional*, defaults to `"corrected"`):
+            How the prompt learner assembles the prompts fed to the text tower. `"corrected"`: class prompt `[SOT,
+            ctx_1..ctx_P, name.., EOT, pad..]` and OOD prompt `[SOT, neg_1..neg_P, EOT, pad..]`, positional embeddings
+            added, pooled at the end token (the paper's intent, DenseCLIP's code). `"release"`: the released code,
+            `[tok_0, ctx_1..ctx_P, tok_1..]` without positional embeddings, pooled at the end token's index in the
+            unshifted class-name tokens (OOD prompt `i` is `[neg_i,1, ctx, neg_i,2..]`, pooled at 0). Because of the
+            causal mask, release class prompts never see the class name: every class whose name is one BPE token gets
+            the same embedding, and OOD prompts depend on their first vector only.
         anchor_template (`str`, *optional*, defaults to `"a clean origami of a {}"`):
             Template of the frozen text anchors used by the textual regulariser.
         vision_feature_layers (`list[int]`, *optional*):
@@ -163,10 +172,12 @@ class TDOSConfig(PreTrainedConfig):
         image_tower_lr_multiplier (`float`, *optional*, defaults to 0.1):
             Learning-rate multiplier of the image tower when it is trained.
         initializer_range (`float`, *optional*, defaults to 0.02):
-            Standard deviation of the truncated-normal initialisation of linear layers.
+            Standard deviation of the truncated-normal initialisation of the context decoder's linear layers (the other
+            linear layers get PyTorch's default initialisation, as released).
 
-    Deviations from the released code (docs/method.md): prompts are assembled with
-    positional embeddings and the end-of-text index shifted past the context (the release ignored class names);
+    Deviations from the released code (docs/method.md, README "Fidelity"): prompts
+    are assembled with positional embeddings and the end-of-text index shifted past the context (the release ignored
+    class names; `prompt_mode="release"` restores it);
     the ViT simple FPN is trained (the release froze its random layers); frozen CLIP towers run in eval mode. RN50:
     the in-distribution standard deviation of the augmentation is the true masked one (the release also summed
     `mu^2` for every masked-out pixel, inflating it), and the attention-pool positional grid is resized to the
@@ -187,6 +198,7 @@ class TDOSConfig(PreTrainedConfig):
     num_ood_prompts: int = 50
     prompt_context_length: int = 20
     text_context_length: int = 40
+    prompt_mode: str = "corrected"
     anchor_template: str = "a clean origami of a {}"
     vision_feature_layers: list[int] | None = None
     context_decoder_hidden_size: int = 256
@@ -293,6 +305,8 @@ class TDOSConfig(PreTrainedConfig):
                 f"text_context_length ({self.text_context_length}) exceeds the text tower's max_position_embeddings "
                 f"({text.max_position_embeddings})"
             )
+        if self.prompt_mode not in PROMPT_MODES:
+            raise ValueError(f"prompt_mode must be one of {PROMPT_MODES}, got {self.prompt_mode!r}")
         if "{}" not in self.anchor_template:
             raise ValueError(f"anchor_template must contain '{{}}' for the class name, got {self.anchor_template!r}")
         if self.backbone not in BACKBONES:

@@ -43,10 +43,11 @@ class TDOSImageProcessorKwargs(ImagesKwargs, total=False):
 
 
 def keep_ratio_size(height: int, width: int, size: SizeDict, size_divisor: int) -> tuple[int, int]:
-    """mmcv's keep-ratio rule `scale = min(longest_edge / long side, shortest_edge / short side)`, sides rounded to
-    the nearest multiple of `size_divisor` (at least one)."""
+    """mmcv's keep-ratio rule `scale = min(longest_edge / long side, shortest_edge / short side)`, sides rounded half
+    up (as mmcv's `int(side * scale + 0.5)`) to a multiple of `size_divisor` (at least one). `size_divisor=1` gives
+    mmcv's sizes exactly (the model's `predict` pads them to its input stride)."""
     scale = min(size.longest_edge / max(height, width), size.shortest_edge / min(height, width))
-    return tuple(max(round(side * scale / size_divisor), 1) * size_divisor for side in (height, width))
+    return tuple(max(int(side * scale / size_divisor + 0.5), 1) * size_divisor for side in (height, width))
 
 
 def to_rgb_input(image: ImageInput) -> ImageInput:

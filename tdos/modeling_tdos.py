@@ -128,7 +128,14 @@ class TDOSPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["CLIPEncoderLayer", "TDOSPixelDecoderEncoderLayer", "Mask2FormerMaskedAttentionDecoderLayer"]
 
     def _init_weights(self, module: nn.Module):
-        std = self.config.initializer_range
+        """
+        The released initialisation (docs/method.md §5; the release never calls the head's `init_weights`): PyTorch's
+        own defaults for linear layers, plain convolutions and the feature-pyramid convolutions; mmcv's for its parts
+        (deformable attention self-init, `ConvModule` convolutions kaiming-normal fan-out, `nn.MultiheadAttention`
+        Xavier on the joint input projection); truncated normal (std `initializer_range`) for the context decoder's
+        linear layers; the release's prompt and gamma inits. Modules are visited children first; the rules of parts
+        that have no parameters of their own (which transformers does not visit) are applied with the whole model's.
+        """
         if isinstance(module, Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention):
             init.constant_(module.sampling_offsets.weight, 0.0)
             thetas = torch.arange(module.n_heads, dtype=torch.float32) * (2.0 * math.pi / module.n_heads)
@@ -143,24 +150,19 @@ class TDOSPreTrainedModel(PreTrainedModel):
             init.constant_(module.value_proj.bias, 0.0)
             init.xavier_uniform_(module.output_proj.weight)
             init.constant_(module.output_proj.bias, 0.0)
-        elif isinstance(module, Mask2FormerMaskedAttentionDecoderLayer):
-            for parameter in module.parameters():
-                if parameter.dim() > 1:
-                    init.xavier_uniform_(parameter)
-            init.zeros_(module.cross_attn.in_proj_bias)
         elif isinstance(module, TDOSPromptLearner):
             # As released: contexts truncated-normal (std 1, [-2, 2]), OOD prompts standard normal.
             init.trunc_normal_(module.contexts, std=1.0, a=-2.0, b=2.0)
             init.normal_(module.negative_prompts, std=1.0)
         elif isinstance(module, TDOSForOODSegmentation):
             init.trunc_normal_(module.context_gamma, std=1.0, a=-2.0, b=2.0)
+            self._init_release_parts(module)
         elif isinstance(module, nn.MultiheadAttention):
             init.xavier_uniform_(module.in_proj_weight)
             init.zeros_(module.in_proj_bias)
+            init.zeros_(module.out_proj.bias)
         elif isinstance(module, nn.Linear):
-            init.trunc_normal_(module.weight, std=std)
-            if module.bias is not None:
-                init.zeros_(module.bias)
+            _pytorch_default_init(module)
         elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
@@ -175,6 +177,34 @@ class TDOSPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, std=1.0)
 
+
+    def _init_release_parts(self, model: TDOSForOODSegmentation):
+        for linear in (m for m in model.context_decoder.modules() if isinstance(m, nn.Linear)):
+            init.trunc_normal_(linear.weight, std=self.config.initializer_range)
+            if linear.bias is not None:
+                init.zeros_(linear.bias)
+        _pytorch_default_init(model.pixel_decoder.mask_projection)  # a plain Conv2d in the release (no ConvModule)
+        for conv in (m for m in model.feature_pyramid.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))):
+            _pytorch_default_init(conv)  # mmseg's FPN drops its Xavier init_cfg; the simple FPN is plain
+        for layer in model.transformer_decoder.modules():
+            if isinstance(layer, Mask2FormerMaskedAttentionDecoderLayer):
+                # the release's self-attention is an nn.MultiheadAttention: Xavier over the joint (3E, E) input
+                # projection (gain 1/sqrt(2) per (E, E) block), zero biases, PyTorch's default output weight
+                attention = layer.self_attn
+                for projection in (attention.q_proj, attention.k_proj, attention.v_proj):
+                    init.xavier_uniform_(projection.weight, gain=math.sqrt(0.5))
+                    init.zeros_(projection.bias)
+                init.zeros_(attention.out_proj.bias)
+
+
+def _pytorch_default_init(module: nn.Module) -> None:
+    """`reset_parameters` of `nn.Linear` / `nn.Conv*`: kaiming-uniform (a = sqrt(5)) weight, bias uniform in
+    `+-1/sqrt(fan_in)`."""
+    init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+    if module.bias is not None:
+        fan_in = nn.init._calculate_fan_in_and_fan_out(module.weight)[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(module.bias, -bound, bound)
 
 
 class TDOSForOODSegmentation(TDOSPreTrainedModel):
@@ -241,7 +271,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         if not self.training and self._text_cache is not None and self._text_cache[0] == key:
             return self._text_cache[1]
         prompts, eos_positions = self.prompt_learner(self.text_encoder.token_embedding)
-        text_embeddings = self.text_encoder(prompts, eos_positions)
+        text_embeddings = self.text_encoder(prompts, eos_positions, self.prompt_learner.adds_position_embeddings)
         if not self.training:
             self._text_cache = (key, text_embeddings.detach())
         return text_embeddings
@@ -355,7 +385,8 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         window_batch_size: int = 1,
     ) -> TDOSOutput:
         r"""
-        Test-time prediction at the input resolution (docs/method.md §7), without gradients.
+        Test-time prediction at the input resolution (docs/method.md §7), without gradients, in eval mode (the model's mode
+        is restored afterwards).
 
         The text branch runs once per call; its embeddings are given to every window batch. In `"slide"` mode the
         image is cut into `config.crop_size` windows every `config.stride` pixels (the last window of a row or
@@ -390,7 +421,14 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be >= 1, got {window_batch_size}")
         check_pixel_values(self.config, pixel_values)
-        semantic_map = predict_semantic_map(self, pixel_values, mode, window_batch_size)
+        was_training = self.training
+        if was_training:  # as the release's `inference`: test-time code whatever mode the model was left in
+            self.eval()
+        try:
+            semantic_map = predict_semantic_map(self, pixel_values, mode, window_batch_size)
+        finally:
+            if was_training:
+                self.train()
         return TDOSOutput(
             semantic_map=semantic_map,
             anomaly_score=anomaly_score_from_semantic(semantic_map, method, self.config.ood_label_id),

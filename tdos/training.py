@@ -24,7 +24,7 @@ from transformers import Trainer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .optimization import get_parameter_groups
+from .optimization import get_parameter_groups, get_release_poly_schedule
 
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,90 @@ def _coin(generator: torch.Generator, probability: float) -> bool:
     return torch.rand((), generator=generator).item() < probability
 
 
+def example_arrays(example: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Writable `(H, W, 3)` uint8 image and `(H, W)` label of a `{"image", "label", "id"}` example (pasting edits
+    them); a clear error when their sizes differ."""
+    image = np.array(example["image"].convert("RGB"))
+    label = np.array(example["label"])
+    if label.ndim != 2 or label.shape != image.shape[:2]:
+        raise ValueError(f"example {example['id']!r}: label shape {label.shape} does not match image {image.shape[:2]}")
+    return image, label
+
+
+def _convert(values: torch.Tensor, alpha: float = 1.0, beta: float = 0.0) -> torch.Tensor:
+    """mmseg's `convert`: `values * alpha + beta`, clipped to [0, 255] and truncated to uint8."""
+    return (values.float() * alpha + beta).clamp(0, 255).to(torch.uint8)
+
+
+def adjust_brightness(image: torch.Tensor, delta: float) -> torch.Tensor:
+    """Adds `delta` to every channel (mmseg's brightness step)."""
+    return _convert(image, beta=delta)
+
+
+def adjust_contrast(image: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Multiplies every channel by `alpha` (mmseg's contrast step; no blending with the mean, unlike torchvision)."""
+    return _convert(image, alpha=alpha)
+
+
+HSV_SHIFT = 12  # OpenCV's fixed-point 8-bit RGB -> HSV
+
+
+def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
+    """uint8 `(3, H, W)` RGB → OpenCV's 8-bit HSV (`H` in `[0, 180)` = degrees / 2, `S` and `V` in `[0, 255]`), with
+    OpenCV's fixed-point arithmetic (`cvtColor(..., COLOR_RGB2HSV)`, which mmcv's `bgr2hsv` calls)."""
+    red, green, blue = image.long()
+    value = torch.maximum(torch.maximum(red, green), blue)
+    diff = value - torch.minimum(torch.minimum(red, green), blue)
+    one = 1 << HSV_SHIFT
+    saturation_table = torch.tensor([0] + [round((255 << HSV_SHIFT) / v) for v in range(1, 256)])
+    hue_table = torch.tensor([0] + [round((180 << HSV_SHIFT) / (6 * d)) for d in range(1, 256)])
+    saturation = torch.div(diff * saturation_table[value] + one // 2, one, rounding_mode="floor")
+    hue = torch.where(
+        value == red,
+        green - blue,
+        torch.where(value == green, blue - red + 2 * diff, red - green + 4 * diff),
+    )
+    hue = torch.div(hue * hue_table[diff] + one // 2, one, rounding_mode="floor")
+    hue = torch.where(hue < 0, hue + 180, hue)
+    return torch.stack([hue, saturation, value]).to(torch.uint8)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """OpenCV's 8-bit HSV `(3, H, W)` → uint8 RGB (`cvtColor(..., COLOR_HSV2RGB)`: float32 arithmetic, truncated)."""
+    hue, saturation, value = hsv.float()
+    sector_float = hue * (6 / 180)
+    sector = sector_float.floor()
+    fraction = sector_float - sector
+    saturation, value = saturation * (1 / 255), value * (1 / 255)
+    p = value * (1 - saturation)
+    q = value * (1 - saturation * fraction)
+    t = value * (1 - saturation * (1 - fraction))
+    sector = sector.long() % 6
+    table = torch.stack(
+        [
+            torch.stack([value, q, p, p, t, value]),
+            torch.stack([t, value, value, q, p, p]),
+            torch.stack([p, p, t, value, value, q]),
+        ]
+    )  # (channel, sector, H, W)
+    rgb = table.gather(1, sector[None, None].expand(3, 1, *sector.shape))[:, 0]
+    return (rgb * 255).clamp(0, 255).to(torch.uint8)
+
+
+def adjust_saturation(image: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Scales the HSV saturation by `alpha` (mmseg's saturation step, OpenCV's 8-bit HSV)."""
+    hsv = rgb_to_hsv(image)
+    hsv[1] = _convert(hsv[1], alpha=alpha)
+    return hsv_to_rgb(hsv)
+
+
+def adjust_hue(image: torch.Tensor, delta: int) -> torch.Tensor:
+    """Shifts the 8-bit HSV hue by `delta` units of 2 degrees, modulo 180 (mmseg's hue step)."""
+    hsv = rgb_to_hsv(image)
+    hsv[0] = ((hsv[0].long() + delta) % 180).to(torch.uint8)
+    return hsv_to_rgb(hsv)
+
+
 @dataclass
 class TrainTransform:
     """
@@ -52,10 +136,10 @@ class TrainTransform:
 
     random keep-ratio rescale by a factor in `scale_range` (bilinear for the image, nearest for the label) →
     random `crop_size` crop whose most frequent class covers at most `cat_max_ratio` of the labelled pixels (up to
-    10 tries, as mmseg's `RandomCrop`) → horizontal flip with `flip_probability` → photometric distortion (each of
-    brightness, contrast, saturation, hue applied with probability 0.5, in mmseg's ranges; torchvision's
-    brightness is multiplicative, so mmseg's ±32 additive delta becomes a factor in [1 - 32/255, 1 + 32/255]) →
-    pad to the crop (image 0, label 255) → CLIP normalisation.
+    10 tries, as mmseg's `RandomCrop`) → horizontal flip with `flip_probability` → mmseg's `PhotoMetricDistortion`
+    (additive brightness ±32; multiplicative contrast ×[0.5, 1.5], before or after the colour steps; saturation
+    ×[0.5, 1.5] and hue ±18 units of 2° in OpenCV's 8-bit HSV; each step with probability 0.5, uint8 results
+    clipped and truncated after every step) → CLIP normalisation → pad to the crop (normalised image 0, label 255).
 
     Call with a uint8 `(H, W, 3)` image, a uint8 `(H, W)` trainId label and a `torch.Generator`; returns
     `pixel_values` `(3, crop, crop)` float32 and `labels` `(crop, crop)` int64.
@@ -77,34 +161,50 @@ class TrainTransform:
             raise ValueError(f"crop_size must be positive, got {self.crop_size}")
 
     def rescale(self, image: torch.Tensor, label: torch.Tensor, generator: torch.Generator):
+        """mmseg's `Resize(ratio_range=...)`: target `int(side * ratio)`, then mmcv's keep-ratio rescale to it
+        (`int(side * factor + 0.5)`), bilinear without antialiasing (OpenCV's `INTER_LINEAR`) / nearest."""
         ratio = _uniform(generator, *self.scale_range)
         height, width = image.shape[-2:]
-        size = [max(1, round(height * ratio)), max(1, round(width * ratio))]
-        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        target_height, target_width = int(height * ratio), int(width * ratio)
+        factor = min(max(target_height, target_width) / max(height, width), min(target_height, target_width) / min(height, width))
+        size = [max(1, int(height * factor + 0.5)), max(1, int(width * factor + 0.5))]
+        image = TF.resize(image, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=False)
         label = TF.resize(label, size, interpolation=TF.InterpolationMode.NEAREST)
         return image, label
 
     def crop_box(self, label: torch.Tensor, generator: torch.Generator) -> tuple[int, int]:
+        """mmseg's `RandomCrop`: a random box, re-drawn up to 10 times while one class covers `cat_max_ratio` or more
+        of its labelled pixels (or it holds a single class); the last box is kept unchecked."""
         height, width = label.shape[-2:]
-        top = left = 0
-        for _ in range(10):
+
+        def draw():
             top = int(torch.randint(0, max(height - self.crop_size, 0) + 1, (), generator=generator))
-            left = int(torch.randint(0, max(width - self.crop_size, 0) + 1, (), generator=generator))
-            window = label[..., top : top + self.crop_size, left : left + self.crop_size]
-            counts = torch.bincount(window[window != IGNORE_INDEX].flatten().long())
-            if self.cat_max_ratio >= 1.0 or (counts > 0).sum() > 1 and counts.max() < self.cat_max_ratio * counts.sum():
-                break
+            return top, int(torch.randint(0, max(width - self.crop_size, 0) + 1, (), generator=generator))
+
+        top, left = draw()
+        if self.cat_max_ratio < 1.0:
+            for _ in range(10):
+                window = label[..., top : top + self.crop_size, left : left + self.crop_size]
+                counts = torch.bincount(window[window != IGNORE_INDEX].flatten().long())
+                if (counts > 0).sum() > 1 and counts.max() < self.cat_max_ratio * counts.sum():
+                    break
+                top, left = draw()
         return top, left
 
     def photometric(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """mmseg's `PhotoMetricDistortion` on a uint8 `(3, H, W)` image: brightness; contrast first or last (one
+        coin); saturation; hue; each applied with probability 0.5."""
         if _coin(generator, 0.5):
-            image = TF.adjust_brightness(image, _uniform(generator, 1 - 32 / 255, 1 + 32 / 255))
+            image = adjust_brightness(image, _uniform(generator, -32, 32))
+        contrast_first = _coin(generator, 0.5)
+        if contrast_first and _coin(generator, 0.5):
+            image = adjust_contrast(image, _uniform(generator, 0.5, 1.5))
         if _coin(generator, 0.5):
-            image = TF.adjust_contrast(image, _uniform(generator, 0.5, 1.5))
+            image = adjust_saturation(image, _uniform(generator, 0.5, 1.5))
         if _coin(generator, 0.5):
-            image = TF.adjust_saturation(image, _uniform(generator, 0.5, 1.5))
-        if _coin(generator, 0.5):
-            image = TF.adjust_hue(image, _uniform(generator, -18 / 180, 18 / 180))
+            image = adjust_hue(image, int(torch.randint(-18, 18, (), generator=generator)))
+        if not contrast_first and _coin(generator, 0.5):
+            image = adjust_contrast(image, _uniform(generator, 0.5, 1.5))
         return image
 
     def __call__(self, image: np.ndarray, label: np.ndarray, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -118,10 +218,10 @@ class TrainTransform:
             image, label = TF.horizontal_flip(image), TF.horizontal_flip(label)
         if self.photometric_distortion:
             image = self.photometric(image, generator)
-        pad = [0, 0, self.crop_size - image.shape[-1], self.crop_size - image.shape[-2]]
-        image = TF.pad(image, pad, fill=0)
-        label = TF.pad(label, pad, fill=IGNORE_INDEX)
         pixel_values = TF.normalize(image.float() / 255.0, list(self.mean), list(self.std))
+        pad = [0, 0, self.crop_size - image.shape[-1], self.crop_size - image.shape[-2]]
+        pixel_values = TF.pad(pixel_values, pad, fill=0.0)  # after normalisation, as mmseg's Pad
+        label = TF.pad(label, pad, fill=IGNORE_INDEX)
         return {"pixel_values": pixel_values, "labels": label[0].long()}
 
 
@@ -164,12 +264,7 @@ class TrainingStream(IterableDataset):
             for example in self._epoch_source(epoch):
                 empty = False
                 generator = example_generator(self.seed, epoch, example["id"])
-                image = np.array(example["image"].convert("RGB"))  # writable copies: pasting edits them
-                label = np.array(example["label"])
-                if label.ndim != 2 or label.shape != image.shape[:2]:
-                    raise ValueError(
-                        f"example {example['id']!r}: label shape {label.shape} does not match image {image.shape[:2]}"
-                    )
+                image, label = example_arrays(example)
                 if self.paste_objects is not None:
                     image, label = self.paste_objects(image, label, generator)
                 yield self.transform(image, label, generator)
@@ -186,7 +281,10 @@ def collate_segmentation_batch(examples: list[dict[str, torch.Tensor]]) -> dict[
 
 
 class TDOSTrainer(Trainer):
-    """`Trainer` with TDOS's per-module parameter groups (docs/method.md §5) and a log of every loss term."""
+    """`Trainer` with TDOS's per-module parameter groups (docs/method.md §5), a log of every loss term and, when its arguments
+    say `lr_schedule="release_poly"` (the default of `run_ood_segmentation.py`), the released warm-up + poly schedule
+    ([`get_release_poly_schedule`], docs/method.md §5) with `warmup_steps`, `lr_scheduler_kwargs` `lr_end` / `power` and
+    `warmup_start_factor`."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -199,6 +297,20 @@ class TDOSTrainer(Trainer):
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None and getattr(self.args, "lr_schedule", None) == "release_poly":
+            kwargs = self.args.lr_scheduler_kwargs or {}
+            self.lr_scheduler = get_release_poly_schedule(
+                self.optimizer if optimizer is None else optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                min_lr=kwargs.get("lr_end", 1e-6),
+                power=kwargs.get("power", 0.9),
+                warmup_start_factor=self.args.warmup_start_factor,
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)

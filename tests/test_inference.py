@@ -134,3 +134,17 @@ def test_bad_arguments(eval_model, kwargs, message):
 def test_bad_pixel_values(eval_model):
     with pytest.raises(ValueError, match="pixel_values must have shape"):
         eval_model.predict(torch.randn(3, 64, 64))
+
+
+def test_predict_runs_in_eval_mode_and_restores_the_mode(tiny_model):
+    pixel_values = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(1))
+    expected = tiny_model.eval().predict(pixel_values, inference_mode="whole").semantic_map
+    modes = []
+    handle = tiny_model.context_decoder.register_forward_pre_hook(lambda module, args: modes.append(module.training))
+    tiny_model.train()
+    got = tiny_model.predict(pixel_values, inference_mode="whole").semantic_map
+    handle.remove()
+    assert modes == [False]  # context-decoder dropout off: test-time code
+    torch.testing.assert_close(got, expected)
+    assert tiny_model.training and tiny_model.context_decoder.training
+    assert not tiny_model.text_encoder.training  # frozen towers stay in eval mode

@@ -123,7 +123,7 @@ def test_masked_statistics_use_only_masked_pixels():
 def test_ood_augmentation_changes_ood_pixels_in_training_only():
     model = build_tiny_rn50_model(ood_augmentation_probability=1.0, resnet_style_probability=1.0)
     encoder = model.image_encoder
-    pixel_values = torch.randn(1, 3, 64, 128)
+    pixel_values = torch.randn(1, 3, 64, 128, generator=torch.Generator().manual_seed(0))
     ood_mask = torch.zeros(1, 64, 128)
     ood_mask[:, 16:48, 32:96] = 1.0  # layer1 (16x32) rows 4..11, columns 8..23
     layer1 = {}

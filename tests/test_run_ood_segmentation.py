@@ -132,6 +132,9 @@ def test_two_process_cpu_ddp_trains_and_keeps_replicas_equal(tmp_path):
     )  # fmt: skip
     assert "world size 2" in output
     assert "trainable weights identical on all 2 processes" in output
+    # the simple FPN's trainable BatchNorm is synchronised (as released): its running statistics agree across processes
+    assert "1 BatchNorm layers converted to SyncBatchNorm" in output
+    assert "batch-norm statistics identical on all 2 processes" in output
     assert (tmp_path / "model.safetensors").is_file()
 
 

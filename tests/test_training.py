@@ -48,11 +48,13 @@ def test_transform_shapes_values_and_normalisation():
     out = transform(image, label, torch.Generator().manual_seed(0))
     assert out["pixel_values"].shape == (3, 64, 64) and out["pixel_values"].dtype == torch.float32
     assert out["labels"].shape == (64, 64) and out["labels"].dtype == torch.int64
-    # 48 rows < 64: the bottom is padded with ignore labels and zero (pre-normalisation) pixels
+    # 48 rows < 64: the bottom is padded with ignore labels and, after normalisation, zeros (mmseg's Pad)
     assert (out["labels"][48:] == IGNORE_INDEX).all()
-    mean = torch.tensor(transform.mean)[:, None]
-    std = torch.tensor(transform.std)[:, None]
-    assert torch.allclose(out["pixel_values"][:, 48:].flatten(1), (0 - mean) / std)
+    assert (out["pixel_values"][:, 48:] == 0).all()
+    mean = torch.tensor(transform.mean)[:, None, None]
+    std = torch.tensor(transform.std)[:, None, None]
+    normalised = (torch.from_numpy(image).permute(2, 0, 1) / 255 - mean) / std  # (3, 48, 96); the crop is 64 wide
+    assert any(torch.allclose(out["pixel_values"][:, :48], normalised[:, :, left : left + 64]) for left in range(33))
     # nearest resampling keeps label values; no new classes appear
     assert set(out["labels"].unique().tolist()) <= {0, 7, 19, IGNORE_INDEX}
 
@@ -76,6 +78,26 @@ def test_crop_respects_cat_max_ratio_when_possible():
         window = label[top : top + 64, left : left + 64]
         counts = np.bincount(window.ravel())
         assert counts.max() < 0.75 * counts.sum()
+
+
+def test_crop_box_follows_mmseg_random_crop_draws():
+    label = torch.zeros(1, 200, 300, dtype=torch.uint8)  # one class: no box passes, the 11th draw is kept
+    box = TrainTransform(crop_size=64, cat_max_ratio=0.75).crop_box(label, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    draws = [
+        (int(torch.randint(0, 137, (), generator=generator)), int(torch.randint(0, 237, (), generator=generator)))
+        for _ in range(11)
+    ]
+    assert box == draws[-1]
+
+
+def test_rescale_uses_mmseg_sizes():
+    # mmseg: target int(side * ratio) = (77, 155); mmcv keep-ratio factor min(155 / 200, 77 / 100) = 0.77;
+    # sides int(side * 0.77 + 0.5) = (77, 154)
+    transform = TrainTransform(scale_range=(0.777, 0.777))
+    image, label = torch.zeros(3, 100, 200, dtype=torch.uint8), torch.zeros(1, 100, 200, dtype=torch.uint8)
+    resized, resized_label = transform.rescale(image, label, torch.Generator())
+    assert resized.shape[-2:] == (77, 154) and resized_label.shape[-2:] == (77, 154)
 
 
 def test_transform_rejects_bad_arguments():
@@ -177,3 +199,56 @@ def test_trainer_uses_parameter_groups_and_decreases_loss_on_a_fixed_batch(tiny_
     assert len(logged) == 2
     assert {"loss_cls", "loss_mask", "loss_dice", "loss_identity", "loss_textual", "loss_visual"} <= set(logged[0])
     assert not any(key.startswith("d0.") for key in logged[0])
+
+
+def test_photometric_steps_are_mmseg_photometric_distortion():
+    from tdos.training import adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation
+
+    def pixels(*rgb):
+        return torch.tensor(rgb, dtype=torch.uint8).T[:, :, None]  # (3, n, 1)
+
+    # brightness adds (clipped, truncated); contrast multiplies, without blending toward the mean
+    assert adjust_brightness(pixels([10, 250, 100]), 20.7).flatten().tolist() == [30, 255, 120]
+    assert adjust_contrast(pixels([100, 100, 100], [200, 10, 0]), 1.5).flatten().tolist() == [150, 255, 150, 15, 150, 0]
+    # saturation and hue act on OpenCV's 8-bit HSV (H in units of 2 degrees, modulo 180); the expected values are
+    # OpenCV 5.1's `cvtColor` results for these pixels (mmcv's bgr2hsv / hsv2bgr)
+    grey, colour = pixels([90, 90, 90]), pixels([200, 100, 50])  # colour: H 10, S 191, V 200
+    assert torch.equal(adjust_saturation(grey, 0.5), grey)
+    assert adjust_saturation(colour, 0.5).flatten().tolist() == [200, 150, 125]  # S int(95.5) = 95
+    assert adjust_hue(colour, 18).flatten().tolist() == [200, 190, 50]
+    assert adjust_hue(colour, -18).flatten().tolist() == [200, 50, 90]
+    assert adjust_hue(pixels([255, 0, 0]), 18).flatten().tolist() == [255, 153, 0]
+
+
+def test_photometric_draws_follow_mmseg_order():
+    """mmseg: brightness, a coin for contrast first/last, contrast (first), saturation, hue, contrast (last)."""
+    from tdos.training import adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation
+
+    image = torch.from_numpy(scene(2)[0]).permute(2, 0, 1).contiguous()
+    transform = TrainTransform()
+    orders = set()
+    for seed in range(40):
+        got = transform.photometric(image, torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+
+        def coin():
+            return torch.rand((), generator=generator).item() < 0.5
+
+        def uniform(low, high):
+            return low + (high - low) * torch.rand((), generator=generator).item()
+
+        expected = image
+        if coin():
+            expected = adjust_brightness(expected, uniform(-32, 32))
+        first = coin()
+        if first and coin():
+            expected = adjust_contrast(expected, uniform(0.5, 1.5))
+        if coin():
+            expected = adjust_saturation(expected, uniform(0.5, 1.5))
+        if coin():
+            expected = adjust_hue(expected, int(torch.randint(-18, 18, (), generator=generator)))
+        if not first and coin():
+            expected = adjust_contrast(expected, uniform(0.5, 1.5))
+        orders.add(first)
+        assert torch.equal(got, expected)
+    assert orders == {True, False}
