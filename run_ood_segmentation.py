@@ -100,7 +100,18 @@ class DataArguments:
         },
     )
     inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
-    num_overlays: int = field(default=4, metadata={"help": "Anomaly overlays written per benchmark."})
+    num_overlays: int = field(default=4, metadata={"help": "Overlay panels written per benchmark."})
+    overlay_normalization: str = field(
+        default="fixed",
+        metadata={
+            "help": "Heat-map colour scale of the overlay panels: fixed (one range for all frames of a benchmark, "
+            "comparable across its panels: --overlay_range, by default the benchmark's 0.1%%..99.9%% score quantiles) "
+            "or image (each frame's own min..max)."
+        },
+    )
+    overlay_range: list[float] | None = field(
+        default=None, metadata={"help": "LOW HIGH: the fixed heat-map colour range of the panels, e.g. 0 1."}
+    )
 
 
 @dataclass
@@ -382,6 +393,8 @@ def main(argv: list[str] | None = None):
             scale=None if data_args.eval_scale is None else tuple(data_args.eval_scale),
             inference_mode=data_args.inference_mode,
             num_overlays=data_args.num_overlays,
+            overlay_normalization=data_args.overlay_normalization,
+            overlay_range=None if data_args.overlay_range is None else tuple(data_args.overlay_range),
             bf16=training_args.bf16,
             accelerator=trainer.accelerator,
         )

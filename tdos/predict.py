@@ -1,11 +1,14 @@
 """`tdos-predict`: anomaly score maps, heat-map overlays and semantic colour maps for images or folders of images.
 
     tdos-predict IMAGES_OR_FOLDERS... --model DIR --output-dir OUT [--threshold T] [--device cpu] [--bf16]
-                 [--inference-mode slide|whole]
+                 [--inference-mode slide|whole] [--overlay-normalization fixed|image]
 
 Per image `NAME` (folders are searched recursively; the sub-folder structure is kept under OUT):
   * `NAME_anomaly.npy`   float32 anomaly scores at the image size (lossless; higher is more anomalous);
-  * `NAME_overlay.png`   the image with the anomaly score (min-max scaled per image) blended in red;
+  * `NAME_overlay.png`   an overlay panel (`datasets_scripts.panels`): image | anomaly heat map with its colour bar |
+                         with `--threshold`, the mask outlined on the image. The heat map spans the anomaly score's
+                         fixed range ([0, 1] for the OOD probability) or, with `--overlay-normalization image`, each
+                         image's own min..max;
   * `NAME_semantic.png`  class ids as a palette PNG (Cityscapes colours, orange for the OOD class);
   * `NAME_mask.png`      with `--threshold`: 255 where the score is at least the threshold.
 Every file is written to a temporary name and renamed, so an output is never half-written. An unreadable or
@@ -26,9 +29,12 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModel, pipeline
 
+from datasets_scripts.panels import NORMALIZATIONS, overlay_panel, panel_title
+
 from . import TDOSImageProcessor  # importing the package registers the model, processor and pipeline task
 from .atomic_io import write_atomically
 from .image_processing_tdos import SIXTEEN_BIT_MODES, to_rgb_input
+from .overlays import anomaly_value_range, save_panel
 
 
 logger = logging.getLogger(__name__)
@@ -62,21 +68,12 @@ def load_rgb_image(path: Path) -> Image.Image:
         raise OSError(f"{path}: cannot read the image ({error})") from error
 
 
-def heat_map_overlay(image: Image.Image, score: np.ndarray, opacity: float = 0.6) -> Image.Image:
-    """The image blended with red in proportion to the min-max scaled anomaly score."""
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    low, high = float(score.min()), float(score.max())
-    weight = ((score - low) / (high - low) if high > low else np.zeros_like(score))[..., None] * opacity
-    blended = rgb * (1 - weight) + np.array([255.0, 0.0, 0.0]) * weight
-    return Image.fromarray(blended.round().clip(0, 255).astype(np.uint8))
-
-
-def save_outputs(output: dict, image: Image.Image, stem: Path, output_dir: Path, threshold: float | None) -> None:
+def save_outputs(output: dict, image: Image.Image, stem: Path, output_dir: Path, threshold: float | None, panel) -> None:
+    """Writes the files of one image; `panel(image, score, title)` draws its overlay panel."""
     base = output_dir / stem
     directory, name = base.parent, base.name
     write_atomically(directory / f"{name}_anomaly.npy", lambda f: np.save(f, output["anomaly_score"]))
-    overlay = heat_map_overlay(image, output["anomaly_score"])
-    write_atomically(directory / f"{name}_overlay.png", lambda f: overlay.save(f, format="PNG"))
+    save_panel(panel(image, output["anomaly_score"], panel_title(str(stem))), directory / f"{name}_overlay.png")
     write_atomically(directory / f"{name}_semantic.png", lambda f: output["semantic"].save(f, format="PNG"))
     if threshold is not None:
         write_atomically(directory / f"{name}_mask.png", lambda f: output["anomaly_mask"].save(f, format="PNG"))
@@ -104,6 +101,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
     parser.add_argument("--inference-mode", choices=("slide", "whole"), default=None, help="default: the model config's")
+    parser.add_argument(
+        "--overlay-normalization", choices=NORMALIZATIONS, default="fixed",
+        help="heat-map colour scale of NAME_overlay.png: fixed (the anomaly score's range, default) or image (min..max "
+        "of each image)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -121,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     pipe = load_pipeline(args.model, args.device)
     device_type = torch.device(args.device).type
     autocast = torch.autocast(device_type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
+    config = pipe.model.config
+    value_range = anomaly_value_range(config.anomaly_score, config.num_id_classes)
+
+    def panel(image, score, title):
+        return overlay_panel(
+            image, score, threshold=args.threshold, threshold_name="--threshold", title=title,
+            value_range=value_range, normalization=args.overlay_normalization,
+        )  # fmt: skip
+
     done = []
     for path, stem in tqdm(images, desc="tdos-predict", unit="image"):
         try:
@@ -131,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         with autocast:
             output = pipe(image, threshold=args.threshold, inference_mode=args.inference_mode)
-        save_outputs(output, image, stem, args.output_dir, args.threshold)
+        save_outputs(output, image, stem, args.output_dir, args.threshold, panel)
         done.append((path, output["anomaly_score"]))
     logger.info("wrote %d of %d images to %s", len(done), len(images) + len(missing), args.output_dir)
     for path, score in done:

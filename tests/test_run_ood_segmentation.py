@@ -79,7 +79,10 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
         assert 0.0 <= row[key] <= 1.0
     assert "| synthetic:anomaly | 3 |" in output
     folder = tmp_path / "eval" / "synthetic_anomaly"
-    assert len(list(folder.glob("overlay_*.png"))) == 2
+    panels = sorted(folder.glob("overlay_*.png"))
+    assert len(panels) == 2
+    with Image.open(panels[0]) as panel:  # image | heat map | best-F1 mask | ground truth
+        assert panel.mode == "RGB" and panel.width > 4 * panel.height
     assert (folder / "synthetic_anomaly_pr.png").is_file() and (folder / "synthetic_anomaly_roc.png").is_file()
     assert not list(folder.glob(".scores-*"))
     # the saved folder is a complete model + processor that a pipeline loads
