@@ -20,11 +20,12 @@ from pathlib import Path
 import datasets
 import torch
 import transformers
-from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
+from transformers import AutoConfig, CLIPTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
 import datasets_scripts
 from tdos import TDOSConfig, TDOSForOODSegmentation
 from tdos.benchmark_evaluation import BenchmarkSpec, evaluate_benchmarks, format_results_table, parse_benchmark_spec
+from tdos.components import load_clip_tokenizer
 from tdos.image_processing_tdos import TDOSImageProcessor
 from tdos.pipeline_tdos import save_for_inference
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
@@ -214,7 +215,9 @@ def synthetic_options(name: str, data_args: DataArguments) -> dict:
     }
 
 
-def build_model(model_args: ModelArguments, seed: int) -> TDOSForOODSegmentation:
+def build_model(model_args: ModelArguments, seed: int) -> tuple[TDOSForOODSegmentation, CLIPTokenizer | None]:
+    """The model and its CLIP tokenizer (saved with the model: component names need it; None for a TDOS folder
+    saved without one)."""
     overrides = parse_config_overrides(model_args.config_overrides)
     bands = None
     if model_args.ood_bands_file is not None:
@@ -231,12 +234,18 @@ def build_model(model_args: ModelArguments, seed: int) -> TDOSForOODSegmentation
             )
         else:
             clip, tokenizer = random_clip(config.clip_config, seed=seed)
-        return TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config)
+        return TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config), tokenizer
     path = model_args.model_name_or_path
     if AutoConfig.from_pretrained(path).model_type == TDOSConfig.model_type:
-        return TDOSForOODSegmentation.from_pretrained(path, **overrides)
+        try:
+            tokenizer = load_clip_tokenizer(path)
+        except ValueError as error:
+            logger.warning(f"{error}: the saved model will have no tokenizer (no component names)")
+            tokenizer = None
+        return TDOSForOODSegmentation.from_pretrained(path, **overrides), tokenizer
     config = TDOSConfig.from_preset(model_args.preset, **overrides)
-    return TDOSForOODSegmentation.from_clip(path, ood_bands=bands, config=config)
+    tokenizer = CLIPTokenizer.from_pretrained(path)
+    return TDOSForOODSegmentation.from_clip(path, tokenizer, ood_bands=bands, config=config), tokenizer
 
 
 def build_object_paster(data_args: DataArguments, seed: int):
@@ -299,7 +308,7 @@ def setup_logging(training_args: TrainingArguments):
     transformers.utils.logging.enable_explicit_format()
 
 
-def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDOSImageProcessor):
+def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDOSImageProcessor, tokenizer=None):
     checkpoint = None
     if training_args.resume_from_checkpoint not in (None, "False", "false"):
         if training_args.resume_from_checkpoint in ("True", "true", "last"):
@@ -321,7 +330,8 @@ def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDO
         ) from error
     if trainer.is_world_process_zero():
         # model + image processor + the ood-segmentation pipeline code: `pipeline(model=OUTPUT_DIR)` loads it
-        save_for_inference(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        save_for_inference(model, processor, training_args.output_dir, tokenizer=tokenizer)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
@@ -357,7 +367,7 @@ def main(argv: list[str] | None = None):
         options = synthetic_options(spec.name, data_args)
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
-    model = build_model(model_args, training_args.seed)
+    model, tokenizer = build_model(model_args, training_args.seed)
     processor_options = {"size_divisor": model.config.input_stride}
     if data_args.eval_scale is not None:  # saved with the model: its pipelines then resize to the evaluation scale
         processor_options["size"] = {"longest_edge": data_args.eval_scale[0], "shortest_edge": data_args.eval_scale[1]}
@@ -379,7 +389,7 @@ def main(argv: list[str] | None = None):
         data_collator=collate_segmentation_batch,
     )
     if training_args.do_train:
-        train(trainer, training_args, processor)
+        train(trainer, training_args, processor, tokenizer)
         check_replicas_in_sync(trainer)
 
     if training_args.do_eval:

@@ -115,6 +115,7 @@ def overlay_panel(
     value_range: tuple[float, float] = (0.0, 1.0),
     normalization: str = "fixed",
     range_name: str = "fixed",
+    boxes: Optional[Sequence[tuple[tuple[int, int, int, int], str]]] = None,
     column_width: float = 4.0,
     dpi: int = 100,
 ) -> Image.Image:
@@ -131,6 +132,8 @@ def overlay_panel(
         title: the panel title (frame id, AP, ...).
         value_range, normalization: the heat map's colour scale, see `value_range_of`.
         range_name: where a fixed `value_range` comes from, printed under the heat map (e.g. `"score range"`).
+        boxes: `((left, top, right, bottom), text)` rectangles drawn and labelled on the mask column (on the image
+            without one), e.g. anomaly components and their names.
         column_width, dpi: size of one column in inches, and the resolution.
     """
     try:
@@ -172,6 +175,8 @@ def overlay_panel(
         axes.set_title(caption, fontsize=9)
         if kind != "heat":
             axes.imshow(picture, interpolation="antialiased")
+            if boxes and kind == ("mask" if any(c[0] == "mask" for c in columns) else "image"):
+                _draw_boxes(axes, boxes, width)
             continue
         low, high = value_range_of(picture, normalization, value_range)
         shown = axes.imshow(picture, cmap="inferno", vmin=low, vmax=high, interpolation="antialiased")
@@ -188,6 +193,21 @@ def overlay_panel(
         figure.suptitle(title, fontsize=11)
     figure.canvas.draw()
     return Image.fromarray(np.asarray(figure.canvas.buffer_rgba())[..., :3].copy())
+
+
+def _draw_boxes(axes, boxes, width: int) -> None:
+    from matplotlib.patches import Rectangle
+
+    for (left, top, right, bottom), text in boxes:
+        right_half = left > width / 2
+        axes.add_patch(
+            Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="yellow", linewidth=1.2)
+        )
+        axes.text(
+            right if right_half else left, top, text, fontsize=7, color="black", va="bottom",
+            ha="right" if right_half else "left", clip_on=True,
+            bbox={"facecolor": "yellow", "alpha": 0.8, "pad": 1, "linewidth": 0},
+        )  # fmt: skip
 
 
 def panel_title(frame_id: str, average_precision: Optional[float] = None, extra: Sequence[str] = ()) -> str:

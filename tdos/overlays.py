@@ -13,6 +13,7 @@ from .evaluation import PixelOODMetrics, PixelOODResult
 
 
 BENCHMARK_RANGE_QUANTILES = (0.001, 0.999)
+MAX_LABELLED_COMPONENTS = 5  # components boxed and named on a panel (highest max score first)
 
 
 def anomaly_value_range(method: str, num_id_classes: int) -> tuple[float, float]:
@@ -54,6 +55,14 @@ def frame_average_precision(score: np.ndarray, binary_labels: Optional[np.ndarra
     metrics = PixelOODMetrics(key_bits=19)  # 2 x 4 MiB of bins instead of 2 x 32 MiB; float16 scores stay exact
     metrics.update(score, binary_labels)
     return float(metrics.compute().average_precision)
+
+
+def component_label(rank: int, component) -> str:
+    """`"1: mattress (cos 0.31)"`: a component's rank and nearest word, for a panel (all words are in the JSON)."""
+    if not component.words:
+        return f"{rank}: max {component.max_score:.3g}"
+    word, cosine = component.words[0]
+    return f"{rank}: {word} (cos {cosine:.2f})"
 
 
 def save_panel(panel, path: Path) -> None:

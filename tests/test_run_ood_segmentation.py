@@ -93,8 +93,10 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
     size = json.loads((tmp_path / "preprocessor_config.json").read_text())["size"]
     assert (size["longest_edge"], size["shortest_edge"]) == (128, 64)  # --eval_scale is the saved processor's scale
     segmenter = pipeline("ood-segmentation", model=str(tmp_path), device="cpu", trust_remote_code=True)
-    prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)))
+    prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)), threshold=0.0, components=True, top_k=1)
     assert prediction["anomaly_score"].shape == (64, 128)
+    (component,) = prediction["components"]  # the saved tokenizer names it with a word of the OOD bands
+    assert component.area == 64 * 128 and len(component.words) == 1
 
 
 def test_the_readme_demo_script_runs_end_to_end_in_short(tmp_path):
