@@ -6,9 +6,11 @@ extras = {
     "plots": ["matplotlib>=3.8"],
     "coco": ["pycocotools>=2.0"],
     "train": ["kornia>=0.7"],
+    "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
 }
 extras["test"] = sorted(
-    {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"} | {p for k in ("rn50", "plots", "coco", "train") for p in extras[k]}
+    {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"}
+    | {p for k in ("rn50", "plots", "coco", "train", "onnx") for p in extras[k]}
 )
 extras["dev"] = extras["test"] + ["ruff"]
 
@@ -44,6 +46,7 @@ setup(
             "tdos-ood-words=tdos.ood_prompts:main",
             "tdos-datasets=datasets_scripts.cli:main",
             "tdos-predict=tdos.predict:main",
+            "tdos-export-onnx=tdos.export_onnx:main",
         ]
     },
 )
