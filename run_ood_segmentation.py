@@ -331,10 +331,29 @@ def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDO
     if trainer.is_world_process_zero():
         # model + image processor + the ood-segmentation pipeline code: `pipeline(model=OUTPUT_DIR)` loads it
         model = trainer.accelerator.unwrap_model(trainer.model)
-        save_for_inference(model, processor, training_args.output_dir, tokenizer=tokenizer)
+        save_for_inference(
+            model, processor, training_args.output_dir, tokenizer=tokenizer, training=trainer.card_training,
+            model_id=training_args.hub_model_id,
+        )  # fmt: skip
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
+
+
+def card_recipe(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """The training recipe lines of the model card."""
+    initialisation = "random CLIP towers (offline demo)" if model_args.random_clip_init else model_args.model_name_or_path
+    objects = data_args.ood_objects_folder or data_args.ood_objects_coco
+    return {
+        "initialisation": initialisation,
+        "train dataset": data_args.train_dataset,
+        "pasted OOD objects": f"{objects} (probability {data_args.paste_probability})" if objects else "none",
+        "steps": training_args.max_steps,
+        "batch size per device": training_args.per_device_train_batch_size,
+        "learning rate": f"{training_args.learning_rate:g} ({training_args.lr_scheduler_type}, "
+        f"{training_args.warmup_steps:g} warm-up steps)",
+        "seed": training_args.seed,
+    }
 
 
 def check_replicas_in_sync(trainer: TDOSTrainer):
@@ -388,6 +407,7 @@ def main(argv: list[str] | None = None):
         train_dataset=train_dataset,
         data_collator=collate_segmentation_batch,
     )
+    trainer.card_training = card_recipe(model_args, data_args, training_args)
     if training_args.do_train:
         train(trainer, training_args, processor, tokenizer)
         check_replicas_in_sync(trainer)
@@ -410,6 +430,8 @@ def main(argv: list[str] | None = None):
         )
         if trainer.is_world_process_zero():
             print(format_results_table(results), flush=True)
+            if training_args.do_train:  # the model card of the saved model, now with the evaluation results
+                trainer.create_model_card()
 
     if training_args.push_to_hub and trainer.is_world_process_zero():
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="image-segmentation")

@@ -1,6 +1,7 @@
 """The `ood-segmentation` pipeline: anomaly score map, anomaly mask and semantic map of road images.
 
-Imports only numpy, PIL, torch, transformers and `.components` (numpy, scipy, torch), so it is saved with a model
+Imports only numpy, PIL, torch, transformers, `.components` (numpy, scipy, torch) and `.model_card` (standard library),
+so it is saved with a model
 (`custom_pipelines` in its config) and loads with `pipeline(model=DIR, trust_remote_code=True)` where the `tdos`
 package is not installed.
 """
@@ -14,6 +15,7 @@ from transformers import Pipeline
 from transformers.image_utils import load_image
 
 from .components import ComponentNamer, find_components, load_clip_tokenizer
+from .model_card import write_model_card
 
 
 # Cityscapes trainId colours (0..18), then the OOD class in bright orange.
@@ -122,9 +124,11 @@ class OODSegmentationPipeline(Pipeline):
         return result
 
 
-def save_for_inference(model, image_processor, save_directory, tokenizer=None) -> None:
-    """Saves `model`, `image_processor`, the CLIP `tokenizer` (if given; the pipeline's component naming needs it)
-    and the `ood-segmentation` pipeline code into one folder, so that
+def save_for_inference(model, image_processor, save_directory, tokenizer=None, training=None, model_id=None) -> None:
+    """Saves `model`, `image_processor`, the CLIP `tokenizer` (if given; the pipeline's component naming needs it),
+    the `ood-segmentation` pipeline code and a `README.md` model card (`tdos.model_card`: `training` recipe lines,
+    the folder's `eval_results.json`, a "How to use" snippet loading `model_id`, default the folder) into one folder,
+    so that
     `pipeline(model=save_directory, trust_remote_code=True)` and the stock `image-segmentation` pipeline both load
     it, also without the `tdos` package. Adds `AutoModelForSemanticSegmentation` (the class the stock pipeline asks
     for) to `model.config.auto_map`. Requires the task to be registered (`import tdos` does it)."""
@@ -135,6 +139,7 @@ def save_for_inference(model, image_processor, save_directory, tokenizer=None) -
     model.config.auto_map = auto_map
     segmenter = pipeline("ood-segmentation", model=model, image_processor=image_processor, tokenizer=tokenizer)
     segmenter.save_pretrained(save_directory)
+    write_model_card(save_directory, model, model_id=model_id, training=training)
 
 
 __all__ = ["OODSegmentationPipeline", "CITYSCAPES_PALETTE", "OOD_COLOR", "semantic_to_pil", "save_for_inference"]

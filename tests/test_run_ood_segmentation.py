@@ -85,6 +85,8 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
         assert panel.mode == "RGB" and panel.width > 4 * panel.height
     assert (folder / "synthetic_anomaly_pr.png").is_file() and (folder / "synthetic_anomaly_roc.png").is_file()
     assert not list(folder.glob(".scores-*"))
+    card = (tmp_path / "README.md").read_text()  # the model card carries the evaluation and the recipe
+    assert "model-index:" in card and f"value: {row['average_precision']:.6g}" in card and "- steps: 3" in card
     # the saved folder is a complete model + processor that a pipeline loads
     from transformers import pipeline
 
