@@ -24,10 +24,18 @@ from transformers import AutoConfig, CLIPTokenizer, HfArgumentParser, TrainingAr
 
 import datasets_scripts
 from tdos import TDOSConfig, TDOSForOODSegmentation
-from tdos.benchmark_evaluation import BenchmarkSpec, evaluate_benchmarks, format_results_table, parse_benchmark_spec
+from tdos.benchmark_evaluation import (
+    TEST_SCALES,
+    BenchmarkEvaluator,
+    BenchmarkSpec,
+    evaluate_benchmarks,
+    format_results_table,
+    parse_benchmark_spec,
+)
 from tdos.components import load_clip_tokenizer
 from tdos.image_processing_tdos import TDOSImageProcessor
 from tdos.pipeline_tdos import save_for_inference
+from tdos.smiyc_export import TRACK_DATASETS, export_submission, submission_path
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
 
 
@@ -110,6 +118,15 @@ class DataArguments:
             "or image (each frame's own min..max)."
         },
     )
+    smiyc_export: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --do_predict: write SMIYC submission files (official layout, float16 HDF5 per frame) of the "
+            "smiyc_anomaly / smiyc_obstacle entries of --eval_benchmarks under this folder (list the test and the "
+            "validation split of a track, e.g. smiyc_anomaly:test=/data/smiyc smiyc_anomaly:validation=/data/smiyc)."
+        },
+    )
+    smiyc_method: str = field(default="TDOS", metadata={"help": "Method name of the SMIYC submission files."})
     overlay_range: list[float] | None = field(
         default=None, metadata={"help": "LOW HIGH: the fixed heat-map colour range of the panels, e.g. 0 1."}
     )
@@ -154,8 +171,8 @@ def parse_config_overrides(text: str | None) -> dict:
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     """Every argument problem we can see before a long run starts."""
-    if not (training_args.do_train or training_args.do_eval):
-        raise ValueError("nothing to do: pass --do_train and/or --do_eval")
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise ValueError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     if model_args.model_name_or_path is None and not model_args.random_clip_init:
         raise ValueError("pass --model_name_or_path (TDOS or CLIP weights) or --random_clip_init")
     if model_args.model_name_or_path and model_args.random_clip_init:
@@ -173,6 +190,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         )
     if training_args.do_eval and not data_args.eval_benchmarks:
         raise ValueError("--do_eval needs --eval_benchmarks")
+    if training_args.do_predict:
+        if data_args.smiyc_export is None:
+            raise ValueError("--do_predict writes SMIYC submissions: pass --smiyc_export DIR")
+        tracks = [spec for spec in map(parse_benchmark_spec, data_args.eval_benchmarks) if spec.name in TRACK_DATASETS]
+        if not tracks:
+            raise ValueError("--do_predict --smiyc_export needs smiyc_anomaly or smiyc_obstacle in --eval_benchmarks")
+        submission_path(data_args.smiyc_export, data_args.smiyc_method, tracks[0].name, "frame")  # checks the name
     for spec in (parse_benchmark_spec(text) for text in data_args.eval_benchmarks):
         check_benchmark(spec.name, spec.root, "--eval_benchmarks", spec.split)
     for name in ("ood_objects_folder", "ood_objects_coco", "ood_objects_coco_images"):
@@ -382,7 +406,7 @@ def main(argv: list[str] | None = None):
     specs: list[BenchmarkSpec] = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
     train_source = open_training_source(data_args) if training_args.do_train else None
     paster = build_object_paster(data_args, training_args.seed) if training_args.do_train else None
-    for spec in specs if training_args.do_eval else []:
+    for spec in specs if training_args.do_eval or training_args.do_predict else []:
         options = synthetic_options(spec.name, data_args)
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
@@ -432,6 +456,19 @@ def main(argv: list[str] | None = None):
             print(format_results_table(results), flush=True)
             if training_args.do_train:  # the model card of the saved model, now with the evaluation results
                 trainer.create_model_card()
+
+    if training_args.do_predict and trainer.is_world_process_zero():
+        scale = None if data_args.eval_scale is None else tuple(data_args.eval_scale)
+        evaluator = BenchmarkEvaluator(
+            trainer.accelerator.unwrap_model(trainer.model), processor, Path(training_args.output_dir),
+            data_args.inference_mode, training_args.bf16,
+        )  # fmt: skip
+        for spec in (spec for spec in specs if spec.name in TRACK_DATASETS):
+            dataset = datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True)
+            export_submission(
+                evaluator, spec.name, dataset, data_args.smiyc_export, data_args.smiyc_method,
+                scale=scale or TEST_SCALES[spec.name], max_samples=data_args.max_eval_samples,
+            )  # fmt: skip
 
     if training_args.push_to_hub and trainer.is_world_process_zero():
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="image-segmentation")

@@ -7,10 +7,11 @@ extras = {
     "coco": ["pycocotools>=2.0"],
     "train": ["kornia>=0.7"],
     "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
+    "smiyc": ["h5py>=3.8"],
 }
 extras["test"] = sorted(
     {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"}
-    | {p for k in ("rn50", "plots", "coco", "train", "onnx") for p in extras[k]}
+    | {p for k in ("rn50", "plots", "coco", "train", "onnx", "smiyc") for p in extras[k]}
 )
 extras["dev"] = extras["test"] + ["ruff"]
 
