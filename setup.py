@@ -8,6 +8,8 @@ extras = {
     "train": ["kornia>=0.7"],
     "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
     "smiyc": ["h5py>=3.8"],
+    "app": ["gradio>=5"],
+    "browser": ["selenium>=4.20"],  # the web demo's browser test (with Debian's chromium + chromium-driver)
 }
 extras["test"] = sorted(
     {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"}
