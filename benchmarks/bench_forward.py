@@ -78,20 +78,20 @@ def bench_preset(preset: str, size: int, repeats: int) -> list[dict]:
 
         @torch.no_grad()
         def recomputed():
-            model._text_cache = None
+            model.reset_text_cache()
             with autocast:
                 model(pixel_values)
 
         @torch.no_grad()
         def text_only():
-            model._text_cache = None
+            model.reset_text_cache()
             with autocast:
                 model.compute_text_embeddings()
 
         cached_seconds = median_time(cached, repeats)
         recomputed_seconds = median_time(recomputed, repeats)
         text_seconds = median_time(text_only, repeats)
-        model._text_cache = None
+        model.reset_text_cache()
         recomputed_flops, module_flops = count_flops_by_module(recomputed)
         cached_flops = count_flops(cached)
         rows.append(
@@ -113,6 +113,7 @@ def bench_preset(preset: str, size: int, repeats: int) -> list[dict]:
 def tiny_training_step(preset: str) -> dict:
     """12 training steps of a tiny preset in this process: median step time (steps 3..12) and peak RSS, also as it
     was before the model was built (imports only)."""
+    from tdos.optimization import get_parameter_groups
     from tdos.random_clip import random_clip, random_clip_resnet
 
     import_rss_mb = peak_rss_mb()
@@ -123,7 +124,7 @@ def tiny_training_step(preset: str) -> dict:
         clip, tokenizer = random_clip(config.clip_config)
     bands = [[f"word{i}x{j}" for j in range(4)] for i in range(50)]
     model = TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config).train()
-    optimizer = torch.optim.AdamW(model.get_parameter_groups(1e-4, 1e-5))
+    optimizer = torch.optim.AdamW(get_parameter_groups(model, 1e-4, 1e-5))
     generator = torch.Generator().manual_seed(0)
     pixel_values = torch.randn(2, 3, 64, 128, generator=generator)
     labels = torch.randint(0, 20, (2, 64, 128), generator=generator)

@@ -30,7 +30,8 @@ from bench_forward import count_flops, matmul_ceiling  # noqa: E402
 from rss import peak_rss_mb  # noqa: E402
 
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-from tdos.modeling_tdos import sliding_window_starts  # noqa: E402
+from tdos import sliding_window  # noqa: E402
+from tdos.sliding_window import sliding_window_starts  # noqa: E402
 
 
 HEIGHT, WIDTH = 1024, 2048
@@ -43,29 +44,30 @@ def build_model() -> TDOSForOODSegmentation:
     return TDOSForOODSegmentation(TDOSConfig.from_preset("tdos-vit-b16")).eval()
 
 
-def recompute_text_per_window(model: TDOSForOODSegmentation):
-    """Makes every window batch run the text branch itself, ignoring the embeddings `predict` computed once."""
-    run_windows = model._semantic_map_at_input_size
+def recompute_text_per_window() -> None:
+    """Makes every window batch run the text branch itself, ignoring the embeddings `predict` computed once (in this
+    worker process only)."""
+    run_windows = sliding_window.semantic_map_at_input_size
 
-    def per_window(pixel_values, prompt_embeddings):
-        model._text_cache = None
-        return run_windows(pixel_values, model.compute_text_embeddings())
+    def per_window(model, pixel_values, prompt_embeddings):
+        model.reset_text_cache()
+        return run_windows(model, pixel_values, model.compute_text_embeddings())
 
-    model._semantic_map_at_input_size = per_window
+    sliding_window.semantic_map_at_input_size = per_window
 
 
 def run_variant(variant: str, dtype: str, window_batch_size: int) -> dict:
     """Times one `predict` of the variant (in this process) and reports its peak RSS."""
     model = build_model()
     if variant == "release":
-        recompute_text_per_window(model)
+        recompute_text_per_window()
     # ours: predict's own default; release: one window at a time, as the original code
     options = {"ours-batched": {"window_batch_size": window_batch_size}, "release": {"window_batch_size": 1}}
     pixel_values = torch.randn(1, 3, HEIGHT, WIDTH)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
         model.predict(pixel_values[..., :512, :512])  # warm-up: one window
-        model._text_cache = None
+        model.reset_text_cache()
         start = time.perf_counter()
         output = model.predict(pixel_values, **options.get(variant, {}))
         seconds = time.perf_counter() - start
@@ -87,7 +89,7 @@ def window_and_text_flops() -> tuple[int, int]:
     model = build_model()
     text = model.compute_text_embeddings()
     window = count_flops(lambda: model(torch.randn(1, 3, 512, 512), prompt_embeddings=text))
-    model._text_cache = None
+    model.reset_text_cache()
     return window, count_flops(model.compute_text_embeddings)
 
 

@@ -8,8 +8,8 @@ Compares, in one run and on the same synthetic data (frames of float32 scores, ~
     boolean labels and float32 scores instead of the peers' int64 / float64 arrays).
 Each side runs in its own subprocess so that its peak RSS (VmHWM, `rss.peak_rss_mb`) is its own.
 Times cover the metric work only (frame generation is excluded; it is identical on every side).
-The engine is loaded from `tdos/evaluation.py` alone (it needs only NumPy); importing the `tdos` package also loads
-torch and transformers (~0.7 GB RSS), which a training or evaluation script has loaded anyway.
+`tdos.evaluation` needs only NumPy: importing it loads neither torch nor transformers (~0.7 GB RSS, which a training
+or evaluation script has loaded anyway).
 The machine is shared and noisy: read the ratios, not the absolute times.
 
 Usage: python benchmarks/bench_metrics.py [--frames 100] [--height 1024] [--width 2048]
@@ -18,19 +18,17 @@ Usage: python benchmarks/bench_metrics.py [--frames 100] [--height 1024] [--widt
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import subprocess
 import sys
 import time
-import types
-from pathlib import Path
 
 import numpy as np
 from rss import peak_rss_mb
 
+from tdos.evaluation import PixelOODMetrics
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tdos"
+
 SIDES = ("engine", "engine-smiyc", "sklearn")
 
 
@@ -67,17 +65,8 @@ class Clock:
         return {"seconds": self.wall, "cpu_seconds": self.cpu}
 
 
-def load_engine():
-    """`tdos.evaluation` without running `tdos/__init__.py` (which loads torch and transformers): the package is
-    registered as a bare namespace over its folder, so the module's standard-library-only siblings still import."""
-    package = types.ModuleType("tdos")
-    package.__path__ = [str(PACKAGE_DIR)]
-    sys.modules.setdefault("tdos", package)
-    return importlib.import_module("tdos.evaluation")
-
-
 def run_engine(frames: int, height: int, width: int, protocol: str) -> dict:
-    metrics = load_engine().PixelOODMetrics(protocol=protocol, fpr95_rule="strict")
+    metrics = PixelOODMetrics(protocol=protocol, fpr95_rule="strict")
     clock = Clock()
     for index in range(frames):
         scores, labels = make_frame(index, height, width)

@@ -105,9 +105,9 @@ def generate_scene(
     scene.draw_street_furniture()
     scene.draw_traffic()
     if split == "anomaly":
-        anomaly_mask = scene.draw_unknown_objects(ANOMALY_FAMILIES, total_fraction=rng.uniform(0.015, 0.04))
+        anomaly_mask = draw_unknown_objects(scene, ANOMALY_FAMILIES, total_fraction=rng.uniform(0.015, 0.04))
     elif rng.random() < 0.7:
-        scene.draw_unknown_objects(TRAIN_OOD_FAMILIES, total_fraction=rng.uniform(0.005, 0.03))
+        draw_unknown_objects(scene, TRAIN_OOD_FAMILIES, total_fraction=rng.uniform(0.005, 0.03))
     scene.draw_ego_vehicle()
     image = scene.finish_image()
     label = scene.label
@@ -336,34 +336,6 @@ class _Scene:
         head = height * 0.09
         self._fill_ellipse(bottom - height * 0.9, x, head, head * 0.85, train_id, colour=(205.0, 160.0, 130.0))
 
-    def draw_unknown_objects(self, families, total_fraction):
-        """One to three unknown objects of `families` on the ground, covering `total_fraction` of the image.
-
-        Every object lies fully inside the image, in its own horizontal slot, so the fraction holds to within the
-        rounding of the shapes. Returns the boolean mask of their pixels; the label map gets 19 there.
-        """
-        rng = self.rng
-        count = int(rng.integers(1, 4))
-        mask = np.zeros((self.height, self.width), dtype=bool)
-        max_height = self.hood_top - self.horizon - 2
-        for slot in range(count):
-            family = families[rng.integers(len(families))]
-            shape = _SHAPES[family](rng)
-            box_area = total_fraction * self.height * self.width / count / _shape_fill(shape)
-            box_width = min(np.sqrt(box_area * rng.uniform(0.6, 1.6)), self.width / count - 2)
-            box_height = min(box_area / box_width, max_height)
-            box_width = min(box_area / box_height, self.width / count - 2)
-            rows, cols = max(int(round(box_height)), 2), max(int(round(box_width)), 2)
-            top = int(rng.integers(int(self.horizon) + 1, int(self.hood_top) - rows + 1))
-            slot_left = slot * self.width // count
-            left = slot_left + int(rng.integers(0, max(self.width // count - cols, 1)))
-            local = _shape_mask(shape, rows, cols)
-            region = (slice(top, top + rows), slice(left, left + cols))
-            self.label[region][local] = OOD_TRAIN_ID
-            self.image[region][local] = _TEXTURES[family](rng, rows, cols)[local]
-            mask[region] |= local
-        return mask
-
     def draw_ego_vehicle(self):
         """The ego vehicle's bonnet at the bottom (ignore label, as in Cityscapes)."""
         rows = slice(int(self.hood_top), self.height)
@@ -415,6 +387,35 @@ class _Scene:
     def _clip(start, stop, size):
         start, stop = max(int(round(start)), 0), min(int(round(stop)), size)
         return slice(start, stop) if stop > start else None
+
+
+def draw_unknown_objects(scene: _Scene, families, total_fraction):
+    """One to three unknown objects of `families` on the ground of `scene`, covering `total_fraction` of the image.
+
+    Every object lies fully inside the image, in its own horizontal slot, so the fraction holds to within the
+    rounding of the shapes. Returns the boolean mask of their pixels; the label map gets 19 there.
+    """
+    rng = scene.rng
+    count = int(rng.integers(1, 4))
+    mask = np.zeros((scene.height, scene.width), dtype=bool)
+    max_height = scene.hood_top - scene.horizon - 2
+    for slot in range(count):
+        family = families[rng.integers(len(families))]
+        shape = _SHAPES[family](rng)
+        box_area = total_fraction * scene.height * scene.width / count / _shape_fill(shape)
+        box_width = min(np.sqrt(box_area * rng.uniform(0.6, 1.6)), scene.width / count - 2)
+        box_height = min(box_area / box_width, max_height)
+        box_width = min(box_area / box_height, scene.width / count - 2)
+        rows, cols = max(int(round(box_height)), 2), max(int(round(box_width)), 2)
+        top = int(rng.integers(int(scene.horizon) + 1, int(scene.hood_top) - rows + 1))
+        slot_left = slot * scene.width // count
+        left = slot_left + int(rng.integers(0, max(scene.width // count - cols, 1)))
+        local = _shape_mask(shape, rows, cols)
+        region = (slice(top, top + rows), slice(left, left + cols))
+        scene.label[region][local] = OOD_TRAIN_ID
+        scene.image[region][local] = _TEXTURES[family](rng, rows, cols)[local]
+        mask[region] |= local
+    return mask
 
 
 # Unknown-object families. A shape is a predicate on normalised box coordinates (u, v in [-1, 1]); a texture

@@ -1,38 +1,49 @@
-"""TDOS-HF: text-driven out-of-distribution segmentation for road scenes on Hugging Face transformers."""
+"""TDOS-HF: text-driven out-of-distribution segmentation for road scenes on Hugging Face transformers.
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForSemanticSegmentation
-from transformers.pipelines import PIPELINE_REGISTRY
+The package is lazy: `import tdos` loads neither torch nor transformers, so torch-free parts (`tdos.evaluation`,
+`tdos.ood_prompts`, `tdos.atomic_io`) import on their own. The public names below are imported on first use, and
+the TDOS classes are registered with transformers' Auto classes and the "ood-segmentation" pipeline task either
+then or, after a bare `import tdos`, as soon as transformers' Auto classes or pipelines are imported (see
+`tdos.auto_registration`), so `import tdos` followed by `AutoModel.from_pretrained(folder)` or
+`pipeline("ood-segmentation", ...)` works as before.
+"""
 
-from .configuration_tdos import CITYSCAPES_CLASSES, OOD_CLASS, TDOSConfig
-from .image_processing_tdos import TDOSImageProcessor, TDOSImageProcessorPil
-from .modeling_tdos import TDOSForOODSegmentation, TDOSOutput, TDOSPreTrainedModel
-from .pipeline_tdos import OODSegmentationPipeline, save_for_inference
+import importlib
+
+from .auto_registration import register_when_transformers_is_used
 
 
 __version__ = "0.1.0.dev0"
 
-AutoConfig.register(TDOSConfig.model_type, TDOSConfig, exist_ok=True)
-AutoModel.register(TDOSConfig, TDOSForOODSegmentation, exist_ok=True)
-AutoModelForSemanticSegmentation.register(TDOSConfig, TDOSForOODSegmentation, exist_ok=True)
-# Saved folders carry `auto_map` and the code, so they load with trust_remote_code=True without this package.
-TDOSConfig.register_for_auto_class()
-TDOSForOODSegmentation.register_for_auto_class("AutoModel")
-AutoImageProcessor.register(
-    TDOSConfig, image_processor_classes={"torchvision": TDOSImageProcessor, "pil": TDOSImageProcessorPil}, exist_ok=True
-)
-TDOSImageProcessor.register_for_auto_class("AutoImageProcessor")
-if "ood-segmentation" not in PIPELINE_REGISTRY.get_supported_tasks():
-    PIPELINE_REGISTRY.register_pipeline("ood-segmentation", pipeline_class=OODSegmentationPipeline, pt_model=AutoModel)
+_LAZY_NAMES = {
+    "CITYSCAPES_CLASSES": "configuration_tdos",
+    "OOD_CLASS": "configuration_tdos",
+    "TDOSConfig": "configuration_tdos",
+    "TDOSImageProcessor": "image_processing_tdos",
+    "TDOSImageProcessorPil": "image_processing_tdos",
+    "TDOSForOODSegmentation": "modeling_tdos",
+    "TDOSOutput": "modeling_tdos",
+    "TDOSPreTrainedModel": "modeling_tdos",
+    "OODSegmentationPipeline": "pipeline_tdos",
+    "save_for_inference": "pipeline_tdos",
+}
 
-__all__ = [
-    "CITYSCAPES_CLASSES",
-    "OOD_CLASS",
-    "OODSegmentationPipeline",
-    "TDOSConfig",
-    "TDOSForOODSegmentation",
-    "TDOSImageProcessor",
-    "TDOSImageProcessorPil",
-    "TDOSOutput",
-    "TDOSPreTrainedModel",
-    "save_for_inference",
-]
+__all__ = sorted(_LAZY_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .auto_registration import register
+
+    register()
+    value = getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES))
+
+
+register_when_transformers_is_used()

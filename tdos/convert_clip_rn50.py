@@ -3,7 +3,7 @@
 transformers has no CLIP ResNet, so the image tower becomes timm's `resnet50_clip` trunk (CLIP's ModifiedResNet
 with its attention pool; keys mapped by timm's own OpenAI filter) and the text tower a transformers
 `CLIPTextModelWithProjection` (same key mapping as the ViT converter). The output folder is
-[`tdos.modeling_tdos_rn50.CLIPResNetTowers`]'s:
+[`tdos.clip_resnet_towers.CLIPResNetTowers`]'s:
 
 ```
 <output_dir>/image/config.json        {"architecture": "resnet50_clip", "layers", "width", "output_dim", "image_size"}
@@ -31,19 +31,20 @@ from timm.models.byobnet import checkpoint_filter_fn
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
 from .configuration_tdos import RESNET_STRIDE
-from .convert_clip import (
+from .clip_resnet_towers import CLIPResNetTowers
+from .convert_clip_common import (
     IGNORED_KEYS,
     CheckpointError,
-    _check_output_dir,
-    _require,
     build_tokenizer,
+    check_output_dir,
+    require_keys,
     rename_weights,
     save_tokenizer,
     text_config_from_openai_state_dict,
     text_key_mapping,
     write_folder_atomically,
 )
-from .modeling_tdos_rn50 import CLIPResNetTowers, create_clip_resnet_trunk
+from .modeling_tdos_rn50 import create_clip_resnet_trunk
 
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def resnet_architecture(state_dict: Mapping[str, torch.Tensor]) -> dict:
     Raises:
         `CheckpointError`: a key needed to infer the architecture is missing or a shape is inconsistent.
     """
-    _require(
+    require_keys(
         state_dict,
         "visual.conv1.weight",
         "visual.conv3.weight",
@@ -176,7 +177,7 @@ def convert_resnet_state_dict(
         `CLIPResNetTowers`: the converted towers, in eval mode.
     """
     output_dir = Path(output_dir).resolve()
-    _check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite)
     towers = openai_resnet_state_dict_to_towers(state_dict)
     text = towers.text_model.config
     logger.info(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from transformers import CLIPConfig, CLIPModel, CLIPTextModelWithProjection, CLIPTokenizer
 
-from .convert_clip import bytes_to_unicode
-from .modeling_tdos_rn50 import CLIPResNetTowers, create_clip_resnet_trunk
+from .clip_resnet_towers import CLIPResNetTowers
+from .convert_clip_common import bytes_to_unicode
+from .modeling_tdos_rn50 import create_clip_resnet_trunk
 
 
 def byte_level_clip_tokenizer() -> CLIPTokenizer:

@@ -25,6 +25,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .model_card import write_model_card
+from .optimization import get_parameter_groups
 
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class TDOSTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             model = self.model if model is None else model
-            groups = model.get_parameter_groups(self.args.learning_rate, self.args.weight_decay)
+            groups = get_parameter_groups(model, self.args.learning_rate, self.args.weight_decay)
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return self.optimizer

@@ -36,6 +36,15 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
+def save_tiny_inference_folder(path):
+    """Writes a tiny model, its image processor and the ood-segmentation pipeline code to `path` (save_for_inference)."""
+    from tdos import TDOSImageProcessor, save_for_inference
+
+    processor = TDOSImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=8)
+    save_for_inference(build_tiny_model(), processor, path)
+    return path
+
+
 @pytest.fixture
 def tiny_batch():
     generator = torch.Generator().manual_seed(0)

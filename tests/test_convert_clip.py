@@ -12,13 +12,8 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg  # noqa: E402
 from open_clip.tokenizer import SimpleTokenizer, default_bpe  # noqa: E402
 from transformers import AutoProcessor, AutoTokenizer, CLIPModel  # noqa: E402
 
-from tdos.convert_clip import (  # noqa: E402
-    CheckpointError,
-    convert_openai_clip,
-    main,
-    openai_state_dict_to_hf,
-    tokenizer_from_bpe,
-)
+from tdos.convert_clip import convert_openai_clip, main, openai_state_dict_to_hf  # noqa: E402
+from tdos.convert_clip_common import CheckpointError, tokenizer_from_bpe  # noqa: E402
 
 
 TOLERANCE = 1e-5
@@ -83,7 +78,7 @@ def max_feature_differences(hf_model, reference_clip, pixel_values, input_ids):
     "kind, loader", [("plain", "torch.load, weights_only=True"), ("torchscript", "torch.jit.load")]
 )
 def test_conversion_matches_open_clip(kind, loader, reference_clip, checkpoints, inputs, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="tdos.convert_clip")
+    caplog.set_level(logging.INFO, logger="tdos")
     model = convert_openai_clip(checkpoints[kind], tmp_path / "out", bpe_path=BPE_PATH)
     assert loader in caplog.text
 
@@ -191,7 +186,7 @@ def test_overwrite(checkpoints, tmp_path):
 
 
 def test_cli_end_to_end(reference_clip, checkpoints, inputs, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="tdos.convert_clip")
+    caplog.set_level(logging.INFO, logger="tdos")
     main([str(checkpoints["torchscript"]), str(tmp_path / "no-tokenizer")])
     assert "gets no tokenizer" in caplog.text
     assert not (tmp_path / "no-tokenizer" / "tokenizer.json").exists()

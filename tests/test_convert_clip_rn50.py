@@ -16,9 +16,10 @@ from open_clip.tokenizer import SimpleTokenizer, default_bpe  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-from tdos.convert_clip import CheckpointError, convert_openai_clip, main  # noqa: E402
+from tdos.convert_clip import convert_openai_clip, main  # noqa: E402
+from tdos.convert_clip_common import CheckpointError  # noqa: E402
 from tdos.convert_clip_rn50 import openai_resnet_state_dict_to_towers, resnet_architecture  # noqa: E402
-from tdos.modeling_tdos_rn50 import CLIPResNetTowers  # noqa: E402
+from tdos.clip_resnet_towers import CLIPResNetTowers  # noqa: E402
 
 
 TOLERANCE = 1e-5

@@ -2,7 +2,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tdos.modeling_tdos import anomaly_score_from_semantic, sliding_window_starts
+from tdos import sliding_window
+from tdos.modeling_tdos_ood_slot import anomaly_score_from_semantic
+from tdos.sliding_window import semantic_map_at_input_size, sliding_window_starts
 
 
 @pytest.fixture
@@ -51,10 +53,10 @@ def test_whole_mode_matches_forward_upsampled(eval_model):
 def test_overlap_averaging_covers_every_pixel(eval_model, monkeypatch):
     # A window semantic map equal to 1 everywhere must average to exactly 1 everywhere (no pixel left uncovered
     # or counted twice), for sides shorter than, equal to and longer than the crop.
-    def ones(pixel_values, prompt_embeddings):
+    def ones(model, pixel_values, prompt_embeddings):
         return pixel_values.new_ones(pixel_values.shape[0], 20, *pixel_values.shape[-2:])
 
-    monkeypatch.setattr(eval_model, "_semantic_map_at_input_size", ones)
+    monkeypatch.setattr(sliding_window, "semantic_map_at_input_size", ones)
     for size in [(64, 200), (100, 130), (40, 150), (64, 64)]:
         output = eval_model.predict(torch.zeros(2, 3, *size), window_batch_size=4)
         torch.testing.assert_close(output.semantic_map, torch.ones(2, 20, *size))
@@ -65,8 +67,8 @@ def test_slide_averages_the_windows(eval_model):
     pixel_values = torch.randn(1, 3, 64, 100, generator=torch.Generator().manual_seed(1))
     output = eval_model.predict(pixel_values, inference_mode="slide", window_batch_size=1)
     text = eval_model.compute_text_embeddings()
-    left = eval_model._semantic_map_at_input_size(pixel_values[..., :64], text)
-    right = eval_model._semantic_map_at_input_size(pixel_values[..., 36:], text)
+    left = semantic_map_at_input_size(eval_model, pixel_values[..., :64], text)
+    right = semantic_map_at_input_size(eval_model, pixel_values[..., 36:], text)
     expected = torch.zeros(1, 20, 64, 100)
     expected[..., :64] += left
     expected[..., 36:] += right

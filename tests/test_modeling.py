@@ -9,7 +9,8 @@ from conftest import TEST_OOD_BANDS, build_tiny_model
 from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation, CLIPModel
 
 from tdos import TDOSConfig, TDOSForOODSegmentation
-from tdos.modeling_tdos import merge_ood_slot, reduce_score_map, semantic_map_from_queries
+from tdos.modeling_tdos_ood_slot import merge_ood_slot, reduce_score_map, semantic_map_from_queries
+from tdos.optimization import get_parameter_groups
 from tdos.random_clip import random_clip
 
 
@@ -186,7 +187,7 @@ def test_one_step_updates_trainable_parts_only(tiny_model, tiny_batch):
         if name.startswith(("image_encoder.", "text_encoder."))
     }
     tiny_model.train()
-    optimizer = torch.optim.AdamW(tiny_model.get_parameter_groups(1e-3, 1e-5))
+    optimizer = torch.optim.AdamW(get_parameter_groups(tiny_model, 1e-3, 1e-5))
     output = tiny_model(pixel_values, labels=labels)
     output.loss.backward()
     trainable = {name: p for name, p in tiny_model.named_parameters() if p.requires_grad}
@@ -206,7 +207,7 @@ def test_one_step_updates_trainable_parts_only(tiny_model, tiny_batch):
 
 def test_parameter_groups():
     model = build_tiny_model()
-    groups = model.get_parameter_groups(learning_rate=1e-4, weight_decay=1e-5)
+    groups = get_parameter_groups(model, learning_rate=1e-4, weight_decay=1e-5)
     grouped = {id(p): group for group in groups for p in group["params"]}
     named = dict(model.named_parameters())
     assert set(grouped) == {id(p) for p in named.values() if p.requires_grad}
@@ -215,7 +216,7 @@ def test_parameter_groups():
     assert grouped[id(named["context_decoder.out_proj.0.weight"])]["weight_decay"] == 0.0  # a LayerNorm
     assert grouped[id(named["context_decoder.out_proj.1.weight"])]["weight_decay"] == 1e-5
     trained = build_tiny_model(train_image_tower=True)
-    groups = trained.get_parameter_groups(learning_rate=1e-4, weight_decay=1e-5)
+    groups = get_parameter_groups(trained, learning_rate=1e-4, weight_decay=1e-5)
     patch = dict(trained.named_parameters())["image_encoder.vision_model.embeddings.patch_embedding.weight"]
     group = next(g for g in groups if any(p is patch for p in g["params"]))
     assert group["lr"] == pytest.approx(1e-5)
@@ -225,7 +226,7 @@ def test_parameter_groups():
 def test_identity_assignment(tiny_model):
     labels = torch.full((2, 4, 4), 255)
     labels[0, 0, 0], labels[0, 1, 1], labels[1, 2, 2] = 0, 19, 5
-    targets, masks = tiny_model.identity_targets(labels)
+    targets, masks = tiny_model.criterion.identity_targets(labels)
     no_object = tiny_model.config.num_id_classes
     expected = torch.full((2, 20), no_object)
     expected[0, 0], expected[0, 19], expected[1, 5] = 0, 19, 5
@@ -330,12 +331,13 @@ def test_without_ood_prompts_the_model_builds_trains_and_predicts(tiny_batch):
 
 
 def test_clip_weights_that_do_not_fit_are_refused(tiny_model):
+    from tdos.from_clip import load_clip_weights
     from tdos.random_clip import random_clip
 
     clip, _ = random_clip(tiny_model.config.clip_config)
     clip.vision_model.extra = torch.nn.Linear(1, 1)  # a key TDOS's vision tower does not have
     with pytest.raises(ValueError, match=r"unexpected \['extra.weight', 'extra.bias'\]"):
-        tiny_model.load_clip_weights(clip)
+        load_clip_weights(tiny_model, clip)
 
 
 def test_non_finite_loss_raises(tiny_model, tiny_batch):

@@ -14,7 +14,9 @@ pytest.importorskip("timm")
 from transformers import AutoModel  # noqa: E402
 
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-from tdos.modeling_tdos_rn50 import CLIPResNetTowers, masked_mean_std  # noqa: E402
+from tdos.clip_resnet_towers import CLIPResNetTowers  # noqa: E402
+from tdos.modeling_tdos_rn50 import masked_mean_std  # noqa: E402
+from tdos.optimization import get_parameter_groups  # noqa: E402
 from tdos.random_clip import random_clip_resnet  # noqa: E402
 
 
@@ -167,7 +169,7 @@ def test_training_step_updates_trainable_parts_only(rn50_model):
         if name.startswith(("image_encoder.", "text_encoder."))
     }
     rn50_model.train()
-    optimizer = torch.optim.AdamW(rn50_model.get_parameter_groups(1e-3, 1e-5))
+    optimizer = torch.optim.AdamW(get_parameter_groups(rn50_model, 1e-3, 1e-5))
     output = rn50_model(pixel_values, labels=labels)
     expected = {"loss_cls", "loss_mask", "loss_dice", "loss_identity", "loss_textual", "loss_visual"}
     expected |= {f"d{i}.{n}" for i in range(rn50_model.config.decoder_layers) for n in ("loss_cls", "loss_mask", "loss_dice")}
@@ -189,7 +191,7 @@ def test_training_step_updates_trainable_parts_only(rn50_model):
 
 def test_trainable_image_tower_gets_the_lower_rate_and_a_reference():
     model = build_tiny_rn50_model(train_image_tower=True)
-    groups = model.get_parameter_groups(learning_rate=1e-4, weight_decay=1e-5)
+    groups = get_parameter_groups(model, learning_rate=1e-4, weight_decay=1e-5)
     stem = model.image_encoder.trunk.stem.conv1.conv.weight
     assert next(g for g in groups if any(p is stem for p in g["params"]))["lr"] == pytest.approx(1e-5)
     assert not any(p.requires_grad for p in model.reference_image_encoder.parameters())

@@ -216,16 +216,10 @@ def test_cli_writes_the_bands_file(small_bands, tmp_path):
 
 
 def test_missing_wordnet_gives_the_fix(tmp_path):
-    # `tdos` is registered as a bare namespace over its folder, so `tdos.ood_prompts` and its standard-library-only
-    # siblings import without `tdos/__init__.py`, which spares the subprocess importing torch and transformers.
-    code = (
-        "import importlib, sys, types, nltk; nltk.data.path[:] = [sys.argv[1]]; "
-        "package = sys.modules['tdos'] = types.ModuleType('tdos'); package.__path__ = [sys.argv[2]]; "
-        "importlib.import_module('tdos.ood_prompts').main(sys.argv[3:])"
-    )
+    code = "import sys, nltk; nltk.data.path[:] = [sys.argv[1]]; from tdos.ood_prompts import main; main(sys.argv[2:])"
     (tmp_path / "empty").mkdir()
     output = tmp_path / "bands.json"
-    command = [sys.executable, "-c", code, str(tmp_path / "empty"), str(Path(ood_prompts.__file__).parent), "--cityscapes", "--output", str(output)]
+    command = [sys.executable, "-c", code, str(tmp_path / "empty"), "--cityscapes", "--output", str(output)]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr
     assert "WordNet 3.0 for nltk was not found" in result.stderr

@@ -6,20 +6,17 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_model
+from conftest import build_tiny_model, save_tiny_inference_folder
 from PIL import Image
 from transformers import pipeline
 
-from tdos import OODSegmentationPipeline, TDOSImageProcessor, save_for_inference
+from tdos import OODSegmentationPipeline, TDOSImageProcessor
 
 
 @pytest.fixture(scope="module")
 def inference_dir(tmp_path_factory):
     """A saved tiny model folder with its image processor and the ood-segmentation pipeline code."""
-    path = tmp_path_factory.mktemp("tiny_tdos_inference")
-    processor = TDOSImageProcessor(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=8)
-    save_for_inference(build_tiny_model(), processor, path)
-    return path
+    return save_tiny_inference_folder(tmp_path_factory.mktemp("tiny_tdos_inference"))
 
 
 @pytest.fixture(scope="module")
