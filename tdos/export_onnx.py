@@ -21,7 +21,6 @@ the semantic maps differ by more than `--tolerance` (max absolute difference).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
@@ -31,9 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers.models.mask2former import modeling_mask2former
-
-from .modeling_tdos import anomaly_score_from_semantic
+from .modeling_tdos_ood_slot import anomaly_score_from_semantic
+from .sliding_window import semantic_map_at_input_size
 
 
 logger = logging.getLogger(__name__)
@@ -52,36 +50,9 @@ class TDOSOnnxModule(nn.Module):
             self.register_buffer("prompt_embeddings", model.compute_text_embeddings().detach().clone())
 
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        semantic_map = self.model._semantic_map_at_input_size(pixel_values, self.prompt_embeddings)
+        semantic_map = semantic_map_at_input_size(self.model, pixel_values, self.prompt_embeddings)
         config = self.model.config
         return semantic_map, anomaly_score_from_semantic(semantic_map, config.anomaly_score, config.ood_label_id)
-
-
-def _reference_points(spatial_shapes_list, valid_ratios, device):
-    """Mask2Former's deformable-attention reference points (cell centres of every level, normalised), with `arange`
-    instead of `linspace`: the ONNX translation of `linspace` keeps the example's length, so the graph only ran at
-    the export size. `arange(n) + 0.5` equals `linspace(0.5, n - 0.5, n)` exactly (integers and halves)."""
-    points = []
-    for level, (height, width) in enumerate(spatial_shapes_list):
-        rows = torch.arange(height, dtype=valid_ratios.dtype, device=device) + 0.5
-        columns = torch.arange(width, dtype=valid_ratios.dtype, device=device) + 0.5
-        grid_y, grid_x = torch.meshgrid(rows, columns, indexing="ij")
-        grid_y = grid_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] * height)
-        grid_x = grid_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] * width)
-        points.append(torch.stack((grid_x, grid_y), -1))
-    return torch.cat(points, 1)[:, :, None] * valid_ratios[:, None]
-
-
-@contextlib.contextmanager
-def exportable_reference_points():
-    """Swaps in `_reference_points` for Mask2Former's while a graph is traced; restores it afterwards."""
-    owner = modeling_mask2former.Mask2FormerPixelDecoderEncoderOnly
-    original = owner.__dict__["get_reference_points"]
-    owner.get_reference_points = staticmethod(_reference_points)
-    try:
-        yield
-    finally:
-        owner.get_reference_points = original
 
 
 def export_onnx(model, path, opset: int = DEFAULT_OPSET, example_size: tuple[int, int] | None = None) -> Path:
@@ -94,7 +65,7 @@ def export_onnx(model, path, opset: int = DEFAULT_OPSET, example_size: tuple[int
     example = torch.zeros(1, model.config.clip_config.vision_config.num_channels, height, width)
     rows, columns = torch.export.Dim("rows", min=2), torch.export.Dim("columns", min=2)
     dynamic_shapes = {"pixel_values": {2: stride * rows, 3: stride * columns}}
-    with exportable_reference_points(), torch.no_grad():
+    with torch.no_grad():
         program = torch.onnx.export(
             module, (example,), dynamo=True, opset_version=opset, dynamic_shapes=dynamic_shapes,
             input_names=["pixel_values"], output_names=["semantic_map", "anomaly_score"], verbose=False,

@@ -10,12 +10,26 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.mask2former.modeling_mask2former import (
     Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention,
-    Mask2FormerPixelDecoderEncoderOnly,
     Mask2FormerSinePositionEmbedding,
 )
 from transformers.utils import ModelOutput
 
 from .configuration_tdos import TDOSConfig
+
+
+def reference_points(spatial_shapes_list: list[tuple[int, int]], batch: int, dtype, device) -> torch.Tensor:
+    """The deformable-attention reference points `(batch, sum h*w, levels, 2)`: the normalised `(x, y)` centre of
+    every cell of every level, repeated for each level (all valid ratios are 1: no padding masks). The values of
+    Mask2Former's `get_reference_points` (tested), written with `arange`: its `linspace` is exported to ONNX with
+    the example's length, which would pin the graph to one input size."""
+    points = []
+    for height, width in spatial_shapes_list:
+        rows = (torch.arange(height, dtype=dtype, device=device) + 0.5) / height
+        columns = (torch.arange(width, dtype=dtype, device=device) + 0.5) / width
+        grid_y, grid_x = torch.meshgrid(rows, columns, indexing="ij")
+        points.append(torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), -1))
+    levels = len(spatial_shapes_list)
+    return torch.cat(points)[None, :, None].expand(batch, -1, levels, -1)
 
 
 class TDOSPixelDecoderEncoderLayer(nn.Module):
@@ -94,14 +108,11 @@ class TDOSPixelDecoder(nn.Module):
             positions.append(position.flatten(2).transpose(1, 2) + self.level_embed.weight[index])
         spatial_shapes_list = [tuple(feature.shape[-2:]) for feature in levels]
         hidden_states, position_embeddings = torch.cat(embeddings, 1), torch.cat(positions, 1)
-        valid_ratios = hidden_states.new_ones(hidden_states.shape[0], 3, 2)
-        reference_points = Mask2FormerPixelDecoderEncoderOnly.get_reference_points(
-            spatial_shapes_list, valid_ratios, hidden_states.device
-        )
+        points = reference_points(spatial_shapes_list, hidden_states.shape[0], hidden_states.dtype, hidden_states.device)
         text = self.text_proj(text_embeddings)
         text_keys = text + self.text_position_embeddings.weight
         for layer in self.layers:
-            hidden_states = layer(hidden_states, position_embeddings, reference_points, spatial_shapes_list, text, text_keys)
+            hidden_states = layer(hidden_states, position_embeddings, points, spatial_shapes_list, text, text_keys)
         hidden_states = self.layer_norm(hidden_states)
 
         batch = hidden_states.shape[0]

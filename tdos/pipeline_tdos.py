@@ -128,14 +128,14 @@ def save_for_inference(model, image_processor, save_directory, tokenizer=None, t
     """Saves `model`, `image_processor`, the CLIP `tokenizer` (if given; the pipeline's component naming needs it),
     the `ood-segmentation` pipeline code and a `README.md` model card (`tdos.model_card`: `training` recipe lines,
     the folder's `eval_results.json`, a "How to use" snippet loading `model_id`, default the folder) into one folder,
-    so that
-    `pipeline(model=save_directory, trust_remote_code=True)` and the stock `image-segmentation` pipeline both load
-    it, also without the `tdos` package. Adds `AutoModelForSemanticSegmentation` (the class the stock pipeline asks
-    for) to `model.config.auto_map`. Requires the task to be registered (`import tdos` does it)."""
+    so that `pipeline(model=save_directory, trust_remote_code=True)` and the stock `image-segmentation` pipeline both load
+    it, also without the `tdos` package. Maps `AutoModelForSemanticSegmentation` (the class the stock pipeline asks
+    for) to `TDOSForSemanticSegmentation` in `model.config.auto_map`, so the stock pipeline runs `predict` in the
+    configured inference mode. Requires the task to be registered (`import tdos` does it)."""
     from transformers import pipeline
 
     auto_map = dict(getattr(model.config, "auto_map", None) or {})
-    auto_map["AutoModelForSemanticSegmentation"] = f"modeling_tdos.{type(model).__name__}"
+    auto_map["AutoModelForSemanticSegmentation"] = "modeling_tdos.TDOSForSemanticSegmentation"
     model.config.auto_map = auto_map
     segmenter = pipeline("ood-segmentation", model=model, image_processor=image_processor, tokenizer=tokenizer)
     segmenter.save_pretrained(save_directory)

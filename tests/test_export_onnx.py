@@ -9,16 +9,18 @@ onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from tdos.export_onnx import CHECK_SIZES, _reference_points, export_onnx, main, max_difference  # noqa: E402
+from tdos.export_onnx import CHECK_SIZES, export_onnx, main, max_difference  # noqa: E402
+# tdos first: a bare first import of the pixel-decoder module re-enters it through the auto-registration
+from tdos import TDOSForOODSegmentation  # noqa: E402, F401
+from tdos.modeling_tdos_pixel_decoder import reference_points  # noqa: E402
 
 
 def test_reference_points_equal_mask2formers():
     from transformers.models.mask2former.modeling_mask2former import Mask2FormerPixelDecoderEncoderOnly
 
     shapes = [(5, 7), (3, 4), (2, 2), (64, 128)]
-    ratios = torch.rand(2, 4, 2) + 0.5
-    expected = Mask2FormerPixelDecoderEncoderOnly.get_reference_points(shapes, ratios, "cpu")
-    assert torch.equal(_reference_points(shapes, ratios, "cpu"), expected)
+    expected = Mask2FormerPixelDecoderEncoderOnly.get_reference_points(shapes, torch.ones(2, 4, 2), "cpu")
+    assert torch.equal(reference_points(shapes, 2, torch.float32, "cpu"), expected)
 
 
 def check_graph(path, model):
