@@ -1,8 +1,13 @@
 import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 
 onnx = pytest.importorskip("onnx")
@@ -50,6 +55,14 @@ def test_cli_exports_the_vit_model_and_checks_it_at_512x512_and_512x1024(tiny_mo
     check_graph(out, AutoModel.from_pretrained(tiny_model_dir).eval())
     with pytest.raises(SystemExit):
         main([str(tiny_model_dir), str(out), "--opset", "16"])
+    # the README's pipeline-free example runs as written next to the file
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (example,) = re.findall(r"<!-- onnx-example -->\n```python\n(.*?)```", readme, re.S)
+    out.rename(tmp_path / "tdos.onnx")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 160, 3), dtype=np.uint8)).save(tmp_path / "road.png")
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "of the pixels score >= 0.5" in result.stdout
 
 
 def test_rn50_model_matches_pytorch_at_512x512_and_512x1024(tmp_path):

@@ -5,14 +5,8 @@ scripts/setup.sh`); it skips without them unless `TDOS_REQUIRE_BROWSER=1` (set b
 instead. Its screenshot is kept at `outputs/test_artifacts/web_demo.png` (not in git).
 """
 
-import io
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +20,8 @@ from tdos.random_clip import byte_level_clip_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 ARTEFACT = REPO / "outputs" / "test_artifacts" / "web_demo.png"
-CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
+sys.path.insert(0, str(REPO / "scripts"))
+from web_demo_screenshot import browser_paths, run_in_browser, serve  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +56,9 @@ def test_demo_outputs_panel_labelled_anomaly_layer_and_components(demo_model_dir
     assert default_threshold(str(demo_model_dir)) == 0.5  # no eval_results.json
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _browser_or_skip():
-    missing = [name for name, found in (("chromium", CHROMIUM), ("chromedriver", DRIVER)) if not found]
+    chromium, driver = browser_paths()
+    missing = [name for name, found in (("chromium", chromium), ("chromedriver", driver)) if not found]
     for module in ("gradio", "selenium"):
         try:
             __import__(module)
@@ -83,51 +73,10 @@ def _browser_or_skip():
 
 def test_web_demo_in_a_real_headless_browser(demo_model_dir, road_image, tmp_path):
     _browser_or_skip()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    port = _free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    command = [sys.executable, str(REPO / "app.py"), "--model", str(demo_model_dir), "--port", str(port), "--threshold", "0"]
-    server = subprocess.Popen(command, env=env, stdout=open(tmp_path / "app.log", "w"), stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "app.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "the demo did not start in 180 s"
-                time.sleep(1)
-        options = Options()
-        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1700"):
-            options.add_argument(argument)
-        options.binary_location = CHROMIUM
-        driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-        try:
-            driver.get(url)
-            upload = WebDriverWait(driver, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-image input[type=file]"))
-            upload.send_keys(str(road_image))
-            WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image img"))
-            driver.find_element(By.CSS_SELECTOR, "#run").click()
-            panel = WebDriverWait(driver, 240).until(lambda d: d.find_element(By.CSS_SELECTOR, "#panel img"))
-            WebDriverWait(driver, 60).until(
-                lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", panel)
-            )
-            rendered = np.asarray(Image.open(io.BytesIO(panel.screenshot_as_png)).convert("RGB"))
-            assert rendered.shape[1] > 200 and rendered.std() > 10  # a drawn panel, not a blank box
-            WebDriverWait(driver, 60).until(lambda d: "ANOMALY" in d.find_element(By.CSS_SELECTOR, "#semantic").text)
-            table = driver.find_element(By.CSS_SELECTOR, "#components").text
-            assert "nearest words" in table and "7200" in table  # threshold 0: one component of 60 x 120 pixels
-            ARTEFACT.parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(ARTEFACT))
-        finally:
-            driver.quit()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with serve(str(demo_model_dir), tmp_path / "app.log", ["--threshold", "0"]) as url:
+        result = run_in_browser(url, road_image, ARTEFACT)
+    panel = result["panel"]
+    assert panel.shape[1] > 200 and panel.std() > 10  # a drawn panel, not a blank box
+    assert "ANOMALY (score >= 0)" in result["legend"]
+    assert "nearest words" in result["components"] and "7200" in result["components"]  # one 60 x 120 component
+    assert ARTEFACT.is_file()
