@@ -4,9 +4,9 @@
 Per benchmark it writes, under `OUTPUT_DIR/eval/NAME/`, PR and ROC curves, overlay panels of the first frames
 (`overlay_000.png`, ...: image | heat map | mask at the benchmark's best-F1 threshold | ground truth, with the frame's
 AP; `datasets_scripts.panels`; the heat maps of a benchmark share one colour range, by default its 0.1 %..99.9 %
-score quantiles), and adds the numbers to `OUTPUT_DIR/eval_results.json`. OOD benchmarks (labels 0/1/255) get AUROC, AP, FPR95 and, for the SMIYC
-tracks, the component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel metrics when their labels
-contain OOD objects (trainId 19).
+score quantiles), and adds the numbers to `OUTPUT_DIR/eval_results.json`. OOD benchmarks (labels 0/1/255) get
+AUROC, AP, FPR95 and, for the SMIYC tracks, the component metrics; semantic benchmarks (trainIds) get mIoU, plus
+the OOD pixel metrics when their labels contain OOD objects (trainId 19).
 
 SMIYC component metrics need the best-F1 threshold of the whole dataset's pixel curve, so they take a second pass:
 the first pass stores each frame's anomaly map (float16, one `.npy` per frame, on disk, never in memory) and the
@@ -123,11 +123,11 @@ class BenchmarkEvaluator:
             range_name = f"{config.anomaly_score} range"
         threshold = None if pixel_result is None else pixel_result.best_threshold
         for index, frame in enumerate(frames):
-            average_precision = frame_average_precision(frame["anomaly"], frame["binary"])
+            title = panel_title(frame["id"], frame_average_precision(frame["anomaly"], frame["binary"]))
             panel = overlay_panel(
                 frame["image"], frame["anomaly"], threshold=threshold, threshold_name="best-F1 threshold",
                 ground_truth=frame["label"], ground_truth_kind=kind, value_range=value_range,
-                normalization=self.overlay_normalization, range_name=range_name, title=panel_title(frame["id"], average_precision),
+                normalization=self.overlay_normalization, range_name=range_name, title=title,
             )  # fmt: skip
             save_panel(panel, folder / f"overlay_{index:03d}.png")
 

@@ -1,9 +1,8 @@
 """The `ood-segmentation` pipeline: anomaly score map, anomaly mask and semantic map of road images.
 
-Imports only numpy, PIL, torch, transformers, `.components` (numpy, scipy, torch) and `.model_card` (standard library),
-so it is saved with a model
-(`custom_pipelines` in its config) and loads with `pipeline(model=DIR, trust_remote_code=True)` where the `tdos`
-package is not installed.
+Imports only numpy, PIL, torch, transformers, `.components` (numpy, scipy, torch) and `.model_card` (standard
+library), so it is saved with a model (`custom_pipelines` in its config) and loads with
+`pipeline(model=DIR, trust_remote_code=True)` where the `tdos` package is not installed.
 """
 
 from __future__ import annotations
@@ -128,8 +127,8 @@ def save_for_inference(model, image_processor, save_directory, tokenizer=None, t
     """Saves `model`, `image_processor`, the CLIP `tokenizer` (if given; the pipeline's component naming needs it),
     the `ood-segmentation` pipeline code and a `README.md` model card (`tdos.model_card`: `training` recipe lines,
     the folder's `eval_results.json`, a "How to use" snippet loading `model_id`, default the folder) into one folder,
-    so that `pipeline(model=save_directory, trust_remote_code=True)` and the stock `image-segmentation` pipeline both load
-    it, also without the `tdos` package. Maps `AutoModelForSemanticSegmentation` (the class the stock pipeline asks
+    so that `pipeline(model=save_directory, trust_remote_code=True)` and the stock `image-segmentation` pipeline both
+    load it, also without the `tdos` package. Maps `AutoModelForSemanticSegmentation` (the class the stock pipeline asks
     for) to `TDOSForSemanticSegmentation` in `model.config.auto_map`, so the stock pipeline runs `predict` in the
     configured inference mode. Requires the task to be registered (`import tdos` does it)."""
     from transformers import pipeline

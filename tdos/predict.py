@@ -1,4 +1,4 @@
-"""`tdos-predict`: anomaly score maps, heat-map overlays and semantic colour maps for images or folders of images.
+"""`tdos-predict`: anomaly score maps, overlay panels and semantic colour maps for images or folders of images.
 
     tdos-predict IMAGES_OR_FOLDERS... --model DIR --output-dir OUT [--threshold T] [--device cpu] [--bf16]
                  [--inference-mode slide|whole] [--overlay-normalization fixed|image] [--overlay-range LOW HIGH]
