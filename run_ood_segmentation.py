@@ -28,12 +28,14 @@ from tdos.benchmark_evaluation import (
     TEST_SCALES,
     BenchmarkEvaluator,
     BenchmarkSpec,
+    check_results_file,
     evaluate_benchmarks,
     format_results_table,
     parse_benchmark_spec,
 )
 from tdos.components import load_clip_tokenizer
 from tdos.image_processing_tdos import TDOSImageProcessor
+from tdos.model_folder import check_model_folder
 from tdos.pipeline_tdos import save_for_inference
 from tdos.smiyc_export import TRACK_DATASETS, export_submission, submission_path
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
@@ -104,8 +106,8 @@ class DataArguments:
     eval_scale: list[int] | None = field(
         default=None,
         metadata={
-            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, METHOD §4.6) and for the image "
-            "processor saved with the model (default: long side 2048, short side 1024)."
+            "help": "Test scale LONG SHORT for every benchmark (default: per benchmark, docs/method.md §7) and for "
+            "the image processor saved with the model (default: long side 2048, short side 1024)."
         },
     )
     inference_mode: str | None = field(default=None, metadata={"help": "slide or whole (default: the model's)."})
@@ -130,12 +132,24 @@ class DataArguments:
     overlay_range: list[float] | None = field(
         default=None, metadata={"help": "LOW HIGH: the fixed heat-map colour range of the panels, e.g. 0 1."}
     )
+    smiyc_protocol: str = field(
+        default="smiyc",
+        metadata={
+            "help": "Protocol of the SMIYC tracks: smiyc (the official evaluation, comparable with the leaderboard) or "
+            "exact (scikit-learn's pixel metrics). Other benchmarks always use exact.",
+            "choices": ["smiyc", "exact"],
+        },
+    )
+    overwrite_eval_results: bool = field(
+        default=False,
+        metadata={"help": "Replace the results (and plots) of benchmarks already in OUTPUT_DIR/eval_results.json."},
+    )
 
 
 @dataclass
 class TDOSTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with TDOS's recipe as defaults (METHOD §4.4): AdamW lr 1e-4, weight decay 1e-5, 20k steps,
-    1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
+    """`TrainingArguments` with TDOS's recipe as defaults (docs/method.md §5): AdamW lr 1e-4, weight decay 1e-5,
+    20k steps, 1,500 linear warm-up steps, then poly decay (power 0.9) to 1e-6."""
 
     learning_rate: float = field(default=1e-4, metadata={"help": "Base AdamW learning rate (per-module multipliers apply)."})
     weight_decay: float = field(default=1e-5, metadata={"help": "AdamW weight decay (none on norms and embeddings)."})
@@ -177,6 +191,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ValueError("pass --model_name_or_path (TDOS or CLIP weights) or --random_clip_init")
     if model_args.model_name_or_path and model_args.random_clip_init:
         raise ValueError("--random_clip_init builds a new model; it cannot be combined with --model_name_or_path")
+    if model_args.model_name_or_path:
+        check_model_folder(model_args.model_name_or_path, "--model_name_or_path")
     if training_args.fp16 and not torch.cuda.is_available():
         raise ValueError("--fp16 needs a CUDA device; use --bf16 (bfloat16 autocast) on CPU")
     if training_args.bf16 and training_args.use_cpu is False and torch.cuda.is_available():
@@ -197,8 +213,11 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         if not tracks:
             raise ValueError("--do_predict --smiyc_export needs smiyc_anomaly or smiyc_obstacle in --eval_benchmarks")
         submission_path(data_args.smiyc_export, data_args.smiyc_method, tracks[0].name, "frame")  # checks the name
-    for spec in (parse_benchmark_spec(text) for text in data_args.eval_benchmarks):
+    specs = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
+    for spec in specs:
         check_benchmark(spec.name, spec.root, "--eval_benchmarks", spec.split)
+    if training_args.do_eval:
+        check_results_file(training_args.output_dir, specs, data_args.overwrite_eval_results)
     for name in ("ood_objects_folder", "ood_objects_coco", "ood_objects_coco_images"):
         path = getattr(data_args, name)
         if path is not None and not os.path.exists(path):
@@ -400,7 +419,12 @@ def main(argv: list[str] | None = None):
     else:
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     setup_logging(training_args)
-    check_arguments(model_args, data_args, training_args)
+    try:
+        check_arguments(model_args, data_args, training_args)
+    except (ValueError, OSError) as error:
+        if argv is not None:  # called from Python: the caller gets the exception
+            raise
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     set_seed(training_args.seed)
     # open every dataset before building the model: layout problems surface in seconds, not after minutes
     specs: list[BenchmarkSpec] = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
@@ -451,6 +475,8 @@ def main(argv: list[str] | None = None):
             overlay_range=None if data_args.overlay_range is None else tuple(data_args.overlay_range),
             bf16=training_args.bf16,
             accelerator=trainer.accelerator,
+            smiyc_protocol=data_args.smiyc_protocol,
+            overwrite=data_args.overwrite_eval_results,
         )
         if trainer.is_world_process_zero():
             print(format_results_table(results), flush=True)
@@ -474,7 +500,7 @@ def main(argv: list[str] | None = None):
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="image-segmentation")
     trainer.accelerator.end_training()
     if training_args.world_size > 1:
-        # two-process gloo runs can abort at interpreter exit after the work is done (DESIGN.md)
+        # two-process gloo runs can abort at interpreter exit after the work is done (docs/method.md §8)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -39,6 +39,7 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",
         "nltk>=3.9",
+        "ftfy>=6.1",
         "pillow>=10",
         "tqdm>=4.66",
     ],

@@ -3,6 +3,9 @@
 Compares, in one run and on the same synthetic data (frames of float32 scores, ~1 % OOD pixels, ~8 % void):
   * `PixelOODMetrics` (exact protocol), one frame at a time;
   * `PixelOODMetrics(protocol="smiyc")` (the official SMIYC binning), one frame at a time, for context;
+  * the `evaluate` module `metrics/ood_segmentation` used the usual way (`add(prediction=..., reference=...)` per
+    frame, then `compute()`), and, to separate what `import evaluate` costs (it loads torch and transformers), the
+    engine run after `import evaluate`;
   * scikit-learn as RbA / Mask2Anomaly use it: every frame kept, non-void pixels concatenated, then
     `average_precision_score`, `roc_curve` + `auc`, FPR at the first TPR > 0.95 (scikit-learn is favoured here:
     boolean labels and float32 scores instead of the peers' int64 / float64 arrays).
@@ -12,7 +15,8 @@ Times cover the metric work only (frame generation is excluded; it is identical 
 or evaluation script has loaded anyway).
 The machine is shared and noisy: read the ratios, not the absolute times.
 
-Usage: python benchmarks/bench_metrics.py [--frames 100] [--height 1024] [--width 2048]
+Usage: python benchmarks/bench_metrics.py [--frames 100] [--height 1024] [--width 2048] [--sides engine,evaluate,...]
+(ratios are against scikit-learn when it runs, else against the engine).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from rss import peak_rss_mb
@@ -29,7 +35,8 @@ from rss import peak_rss_mb
 from tdos.evaluation import PixelOODMetrics
 
 
-SIDES = ("engine", "engine-smiyc", "sklearn")
+SIDES = ("engine", "engine-smiyc", "engine-after-import-evaluate", "evaluate", "sklearn")
+MODULE_DIR = Path(__file__).resolve().parents[1] / "metrics" / "ood_segmentation"
 
 
 def make_frame(index: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +84,21 @@ def run_engine(frames: int, height: int, width: int, protocol: str) -> dict:
     return clock.times() | {"ap": result.average_precision, "auroc": result.auroc, "fpr95": result.fpr95}
 
 
+def run_evaluate_module(frames: int, height: int, width: int) -> dict:
+    import evaluate
+
+    with tempfile.TemporaryDirectory() as cache_dir:
+        metric = evaluate.load(str(MODULE_DIR), fpr95_rule="strict", cache_dir=cache_dir)
+        clock = Clock()
+        for index in range(frames):
+            scores, labels = make_frame(index, height, width)
+            with clock:
+                metric.add(prediction=scores, reference=labels)
+        with clock:
+            values = metric.compute()
+    return clock.times() | {"ap": values["average_precision"], "auroc": values["auroc"], "fpr95": values["fpr95"]}
+
+
 def run_sklearn(frames: int, height: int, width: int) -> dict:
     from sklearn.metrics import auc, average_precision_score, roc_curve
 
@@ -95,14 +117,18 @@ def run_sklearn(frames: int, height: int, width: int) -> dict:
         fpr, tpr, _ = roc_curve(labels, scores)
         auroc = auc(fpr, tpr)
         fpr95 = fpr[np.flatnonzero(tpr > 0.95)[0]]
-    values = {"ap": float(ap), "auroc": float(auroc), "fpr95": float(fpr95), "pixels": labels.size}
+    values = {"ap": float(ap), "auroc": float(auroc), "fpr95": float(fpr95)}
     return clock.times() | values
 
 
 def run_side(side: str, frames: int, height: int, width: int) -> dict:
     if side == "sklearn":
         values = run_sklearn(frames, height, width)
+    elif side == "evaluate":
+        values = run_evaluate_module(frames, height, width)
     else:
+        if side == "engine-after-import-evaluate":
+            import evaluate  # noqa: F401
         values = run_engine(frames, height, width, "smiyc" if side == "engine-smiyc" else "exact")
     values["peak_rss_gb"] = peak_rss_mb() / 1024
     return values
@@ -116,15 +142,13 @@ def measure(side: str, args: argparse.Namespace) -> dict:
 
 
 def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
-    reference = results["sklearn"]
-    print(
-        f"{args.frames} frames of {args.width}x{args.height} ({args.frames * args.width * args.height:.2e} px, "
-        f"{reference['pixels']:.2e} non-void)\n"
-    )
-    print("| method | metric wall time (s) | metric CPU time (s) | peak RSS (GB) | speed-up vs sklearn (wall / CPU) | "
-          "memory ratio vs sklearn | AP - sklearn AP | AUROC - sklearn | FPR95 - sklearn |")
+    name = "sklearn" if "sklearn" in results else "engine" if "engine" in results else next(iter(results))
+    reference = results[name]
+    print(f"{args.frames} frames of {args.width}x{args.height} ({args.frames * args.width * args.height:.2e} px)\n")
+    print(f"| method | metric wall time (s) | metric CPU time (s) | peak RSS (GB) | speed-up vs {name} (wall / CPU) | "
+          f"memory ratio vs {name} | AP - {name} AP | AUROC - {name} | FPR95 - {name} |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for side in SIDES:
+    for side in results:
         values = results[side]
         print(
             f"| {side} | {values['seconds']:.2f} | {values['cpu_seconds']:.2f} | {values['peak_rss_gb']:.3f} | "
@@ -134,7 +158,12 @@ def print_table(results: dict[str, dict], args: argparse.Namespace) -> None:
             f"{values['ap'] - reference['ap']:+.2e} | {values['auroc'] - reference['auroc']:+.2e} | "
             f"{values['fpr95'] - reference['fpr95']:+.2e} |"
         )
-    print(f"\nscikit-learn: AP {reference['ap']:.6f}, AUROC {reference['auroc']:.6f}, FPR95 {reference['fpr95']:.6f}")
+    print(f"\n{name}: AP {reference['ap']:.6f}, AUROC {reference['auroc']:.6f}, FPR95 {reference['fpr95']:.6f}")
+    if "evaluate" in results:
+        for base in ("engine", "engine-after-import-evaluate"):
+            if base in results:
+                ratio = results["evaluate"]["peak_rss_gb"] / results[base]["peak_rss_gb"]
+                print(f"evaluate module peak RSS / {base} peak RSS: {ratio:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,12 +171,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--height", type=int, default=1024)
     parser.add_argument("--width", type=int, default=2048)
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {', '.join(SIDES)}")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # internal: run one side, print JSON
     args = parser.parse_args(argv)
     if args.side:
         print(json.dumps(run_side(args.side, args.frames, args.height, args.width)))
         return
-    print_table({side: measure(side, args) for side in SIDES}, args)
+    sides = args.sides.split(",")
+    unknown = sorted(set(sides) - set(SIDES))
+    if unknown:
+        parser.error(f"unknown sides {unknown}; expected a comma-separated subset of {', '.join(SIDES)}")
+    print_table({side: measure(side, args) for side in sides}, args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Both ways rank the same candidate pool (~34k concrete noun synsets) by the same distance and tie-breakers:
   * naive: nltk's `Synset.wup_similarity` / `shortest_path_distance` per (candidate, class) pair, which re-run
-    breadth-first searches of both hypernym graphs every call (the ~150 s baseline of METHOD §2.4);
+    breadth-first searches of both hypernym graphs every call (this script measures how slow that is);
   * cached: `tdos.ood_prompts.rank_wordnet_candidates`, with hypernym distances and depths computed once per synset.
 The shared set-up (reading the noun graph once per process, building the pool) is timed once and added to both
 end-to-end figures; the cached figure also rebuilds its own pool. The rankings must be identical. The machine is

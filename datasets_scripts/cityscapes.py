@@ -41,7 +41,7 @@ def build_cityscapes(root, split, label_type="auto"):
 
 
 def build_cityscapes_ood(root, split):
-    """POC-style Cityscapes+objects (METHOD §4.5): `leftImg8bit/<split>/**/<name>.png` with the label at the same
+    """POC-style Cityscapes+objects (docs/method.md §6): `leftImg8bit/<split>/**/<name>.png` with the label at the same
     relative path and name under `gtFine/<split>/`; trainIds with object ids 19-254 mapped to 19 (OOD).
     Labels named like Cityscapes (`<x>_gtFine_labelTrainIds.png`) are found too.
     """

@@ -49,7 +49,7 @@ ENCODINGS = {
         _lookup_table({**{i: CITYSCAPES_LABEL_ID_TO_TRAIN_ID.get(i, 255) for i in range(34)}, 255: 255}),
         "Cityscapes labelIds 0-33 or 255 (license plate)",
     ),
-    # POC-style Cityscapes+objects: trainIds, object ids 19-254 -> 19 (METHOD §4.5).
+    # POC-style Cityscapes+objects: trainIds, object ids 19-254 -> 19 (docs/method.md §6).
     "poc": (_lookup_table({**{i: min(i, 19) for i in range(255)}, 255: 255}), "trainIds 0-18, object ids 19-254, 255"),
     "ood": (_lookup_table({0: 0, 1: 1, 255: 255}), "0 (in-distribution), 1 (anomaly) or 255 (void)"),
     # Road Anomaly stores anomalies as 2.
@@ -118,14 +118,41 @@ def _open(path: str, what: str) -> Image.Image:
         raise ValueError(f"Cannot read {what} file {path}: {error}") from error
 
 
+LOSSLESS_LABEL_FORMATS = ("PNG", "TIFF", "BMP")
+
+
+def _check_lossless(label: Image.Image, path: str) -> None:
+    """Labels must be stored losslessly: a JPEG (whatever its extension) changes class ids near every border."""
+    if label.format not in LOSSLESS_LABEL_FORMATS:
+        raise ValueError(
+            f"Label {path} is stored as {label.format}, a lossy or unsupported format whose pixel values are not the "
+            f"drawn labels; expected a lossless label file ({', '.join(LOSSLESS_LABEL_FORMATS)})."
+        )
+
+
+def check_image_complete(path: str) -> None:
+    """Fail, naming the file, when an image is truncated or corrupt: PNG chunks and checksums are verified (fast),
+    other formats are decoded. `datasets` decodes images later, when their error no longer names the file."""
+    try:
+        with Image.open(path) as image:
+            if image.format == "PNG":
+                image.verify()
+            else:
+                image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"Cannot read image file {path}: {error}; expected a complete image file") from error
+
+
 def check_sizes(examples: Iterable[ExampleFiles]) -> None:
-    """Open the headers of every image and label (cheap) so unreadable files and size mismatches fail at load time."""
+    """Open the headers of every image and label (cheap) so unreadable files, lossy labels and size mismatches fail
+    at load time."""
     for example in examples:
         with _open(example.image, "image") as image:
             size = image.size
         if example.label is None:
             continue
         with _open(example.label, "label") as label:
+            _check_lossless(label, example.label)
             if label.size != size:
                 raise ValueError(
                     f"Label {example.label} is {label.size[0]}x{label.size[1]} but its image {example.image} is "
@@ -137,6 +164,7 @@ def read_label(path: str, encoding: str) -> np.ndarray:
     """Read a single-channel label file and remap it with `encoding`; an error names the file and bad values."""
     table, allowed = ENCODINGS[encoding]
     with _open(path, "label") as label_image:
+        _check_lossless(label_image, path)
         if label_image.mode not in ("L", "P", "I", "I;16"):
             raise ValueError(f"Label {path} has image mode {label_image.mode}; expected a single-channel label.")
         try:
@@ -158,11 +186,13 @@ def read_label(path: str, encoding: str) -> np.ndarray:
 def generate_file_examples(files: list[dict], dataset: str, skip_unlabelled: bool = False) -> Iterable[dict]:
     """Yield schema examples from `ExampleFiles` dicts (one shard = a list of them).
 
-    Images are passed by path (decoded by `datasets` when read); labels are read, checked and remapped here.
+    Images are passed by path (decoded by `datasets` when read) after a check that they are complete; labels are
+    read, checked and remapped here.
     With `skip_unlabelled`, frames whose label is void everywhere are skipped (SMIYC's "invalid frames").
     """
     for entry in files:
         example = ExampleFiles(**entry)
+        check_image_complete(example.image)
         label = None
         if example.label is not None:
             mapped = read_label(example.label, example.encoding)

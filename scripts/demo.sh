@@ -24,4 +24,4 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
   --per_device_train_batch_size 8 --learning_rate 1e-3 --warmup_steps 50 --max_steps "${DEMO_STEPS:-800}" \
   --dataloader_num_workers 1 --use_cpu --seed 0 --logging_steps 50 --save_steps 200 --save_total_limit 1 \
   --report_to none --eval_benchmarks synthetic --max_eval_samples "${DEMO_EVAL_SAMPLES:-100}" --eval_scale 512 256 \
-  --do_train --do_eval --output_dir "$OUT"
+  --do_train --do_eval --overwrite_eval_results --output_dir "$OUT"

@@ -13,7 +13,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
-# torch first, pinned: the CUDA build runs on the CPU and has a matching torchvision (see DESIGN.md).
+# torch first, pinned: the CUDA build runs on the CPU and has a matching torchvision (docs/method.md §8).
 "$VENV/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 if [ "${TDOS_SETUP_BROWSER:-0}" = 1 ]; then

@@ -3,8 +3,11 @@
 `register()` imports torch, transformers and the model code, so `import tdos` does not call it: the package
 registers when one of its public names is first used, or, after a bare `import tdos`, when transformers' Auto
 classes or pipelines are imported. The latter is a small import watcher (`register_when_transformers_is_used`):
-it follows the imports of `transformers.*` modules and registers when the outermost one has finished and one of
-`_TRIGGERS` is loaded (registering inside a half-initialised transformers module would fail), then removes itself.
+it follows the imports of `transformers.*` and `tdos.*` modules and registers when the outermost of them has
+finished and one of `_TRIGGERS` is loaded (registering inside a half-initialised module, e.g. while
+`tdos.configuration_tdos` itself imports transformers, would fail), then removes itself. So importing a submodule
+such as `tdos.configuration_tdos` registers as `import tdos` did before the package became lazy, while
+`import tdos.evaluation` without transformers loaded registers nothing and imports no torch.
 """
 
 import importlib.abc
@@ -18,6 +21,7 @@ _TRIGGERS = (
     "transformers.models.auto.image_processing_auto",
     "transformers.pipelines",
 )
+_WATCHED = ("transformers", __name__.rpartition(".")[0])
 _lock = threading.RLock()
 _registered = False
 _registering = False
@@ -70,13 +74,14 @@ def register_when_transformers_is_used() -> None:
 
 
 class _TransformersImportWatcher(importlib.abc.MetaPathFinder):
-    """Finds `transformers.*` modules through the other finders and wraps their loaders to see them finish."""
+    """Finds `transformers.*` and `tdos.*` modules through the other finders and wraps their loaders to see them
+    finish."""
 
     def __init__(self):
         self._local = threading.local()
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != "transformers" and not fullname.startswith("transformers."):
+        if not any(fullname == name or fullname.startswith(name + ".") for name in _WATCHED):
             return None
         for finder in sys.meta_path:
             find_spec = getattr(finder, "find_spec", None)

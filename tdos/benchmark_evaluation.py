@@ -4,9 +4,16 @@
 Per benchmark it writes, under `OUTPUT_DIR/eval/NAME/`, PR and ROC curves, overlay panels of the first frames
 (`overlay_000.png`, ...: image | heat map | mask at the benchmark's best-F1 threshold | ground truth, with the frame's
 AP; `datasets_scripts.panels`; the heat maps of a benchmark share one colour range, by default its 0.1 %..99.9 %
-score quantiles), and adds the numbers to `OUTPUT_DIR/eval_results.json`. OOD benchmarks (labels 0/1/255) get
-AUROC, AP, FPR95 and, for the SMIYC tracks, the component metrics; semantic benchmarks (trainIds) get mIoU, plus
-the OOD pixel metrics when their labels contain OOD objects (trainId 19).
+score quantiles), and adds the numbers to `OUTPUT_DIR/eval_results.json` (results of other benchmarks already there
+are kept; replacing those of a benchmark takes `overwrite=True`). OOD benchmarks (labels 0/1/255) get AUROC, AP,
+FPR95 and, for the SMIYC tracks, the component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel
+metrics when their labels contain OOD objects (trainId 19).
+
+Every result names its `protocol` (see `tdos.evaluation.PixelOODMetrics`): the SMIYC tracks use the official SMIYC
+protocol by default (`smiyc_protocol="smiyc"`: float16 scores, per-frame percentile bins, and the component metrics
+at the official best-F1 threshold with the official size filters), so their numbers are those of the official code;
+the other benchmarks use the exact protocol, whose pixel metrics are scikit-learn's, as the peers' evaluation code
+computes them.
 
 SMIYC component metrics need the best-F1 threshold of the whole dataset's pixel curve, so they take a second pass:
 the first pass stores each frame's anomaly map (float16, one `.npy` per frame, on disk, never in memory) and the
@@ -49,9 +56,15 @@ TEST_SCALES = {
     "smiyc_anomaly": (1280, 720),
     "smiyc_obstacle": (1920, 1080),
 }
-"""Test scale (long side, short side) per benchmark, METHOD §4.6; images are resized keeping their ratio. Benchmarks
-not listed (the synthetic one) are evaluated at their own resolution."""
+"""Test scale (long side, short side) per benchmark, docs/method.md §7; images are resized keeping their ratio.
+Benchmarks not listed (the synthetic one) are evaluated at their own resolution."""
 SMIYC_TRACKS = {"smiyc_anomaly": "AnomalyTrack", "smiyc_obstacle": "ObstacleTrack"}
+PROTOCOL_TITLES = {
+    "exact": "exact protocol: pixel metrics over all non-void pixels, as scikit-learn computes them",
+    "smiyc": "official SegmentMeIfYouCan protocol: float16 scores, per-frame percentile bins; components at the "
+    "best-F1 threshold of that curve (score > threshold, official size filters)",
+}
+RESULTS_FILE = "eval_results.json"
 
 
 @dataclass(frozen=True)
@@ -96,8 +109,11 @@ class BenchmarkEvaluator:
 
     def __init__(
         self, model, processor, output_dir: Path, inference_mode=None, bf16=False, num_overlays=4,
-        overlay_normalization="fixed", overlay_range=None,
+        smiyc_protocol="smiyc", overlay_normalization="fixed", overlay_range=None,
     ):  # fmt: skip
+        if smiyc_protocol not in PROTOCOL_TITLES:
+            raise ValueError(f"smiyc_protocol={smiyc_protocol!r}; expected one of {tuple(PROTOCOL_TITLES)}")
+        self.smiyc_protocol = smiyc_protocol
         self.model = model.eval()
         self.processor = processor
         self.output_dir = Path(output_dir)
@@ -152,7 +168,8 @@ class BenchmarkEvaluator:
         folder.mkdir(parents=True, exist_ok=True)
         track = SMIYC_TRACKS.get(spec.name)
         ood_label_id = self.model.config.ood_label_id
-        pixel = PixelOODMetrics()
+        protocol = self.smiyc_protocol if track is not None else "exact"
+        pixel = PixelOODMetrics(protocol=protocol)
         semantic_iou = SemanticIoUMetrics(num_classes=ood_label_id, ignore_index=IGNORE_INDEX)
         frames = 0
         kept = []  # the frames drawn as panels once the best-F1 threshold is known
@@ -176,7 +193,7 @@ class BenchmarkEvaluator:
                 frames += 1
             if frames == 0:
                 raise ValueError(f"benchmark {spec.key} yielded no frames")
-            results = {"frames": frames}
+            results = {"frames": frames, "protocol": protocol}
             pixel_result = None
             if pixel.num_frames:
                 pixel_result = pixel.compute()
@@ -194,6 +211,32 @@ class BenchmarkEvaluator:
         return results
 
 
+def check_results_file(output_dir, specs: list[BenchmarkSpec], overwrite: bool = False) -> dict[str, dict]:
+    """The results already in `output_dir/eval_results.json` ({} without the file); refuses, naming the file, the
+    benchmarks and their frame counts, when some of `specs` have results there and `overwrite` is False."""
+    path = Path(output_dir) / RESULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"Cannot read {path}: {error}; expected the JSON results of an earlier evaluation") from error
+    if not isinstance(previous, dict):
+        raise ValueError(f"{path} holds {type(previous).__name__}; expected {{benchmark: {{metric: value}}}}")
+    clashes = [
+        f"{spec.key} ({previous[spec.key].get('frames', '?') if isinstance(previous[spec.key], dict) else '?'} frames)"
+        for spec in specs
+        if spec.key in previous
+    ]
+    if clashes and not overwrite:
+        raise FileExistsError(
+            f"{path} already holds results for {', '.join(clashes)}; evaluating again would replace them and their "
+            f"plots under {Path(output_dir) / 'eval'}. Pass overwrite (--overwrite_eval_results) or another output "
+            "folder."
+        )
+    return previous
+
+
 def evaluate_benchmarks(
     model,
     processor,
@@ -206,28 +249,35 @@ def evaluate_benchmarks(
     num_overlays: int = 4,
     bf16: bool = False,
     accelerator=None,
+    smiyc_protocol: str = "smiyc",
+    overwrite: bool = False,
     overlay_normalization: str = "fixed",
     overlay_range: tuple[float, float] | None = None,
 ) -> dict[str, dict]:
     """
     Evaluates `model` on every benchmark of `specs` (on the main process; other processes wait) and writes
-    `output_dir/eval_results.json` atomically after each benchmark, so finished benchmarks survive a later failure.
-    `overlay_normalization` is the heat maps' colour scale in the panels: `"fixed"` (one range for all frames of a
-    benchmark: `overlay_range`, by default the benchmark's 0.1 %..99.9 % score quantiles) or `"image"` (each frame's
-    min..max). Returns `{benchmark: {metric: value}}`.
+    `output_dir/eval_results.json` atomically after each benchmark, so finished benchmarks survive a later failure;
+    results of other benchmarks already in the file are kept, and results of the same benchmarks are replaced only
+    with `overwrite` (see `check_results_file`). `smiyc_protocol` is the protocol of the SMIYC tracks (`"smiyc"`, the
+    official one, or `"exact"`). `overlay_normalization` is the heat maps' colour scale in the panels: `"fixed"` (one
+    range for all frames of a benchmark: `overlay_range`, by default the benchmark's 0.1 %..99.9 % score quantiles)
+    or `"image"` (each frame's min..max). Returns `{benchmark: {metric: value}}` of this run.
     """
     results: dict[str, dict] = {}
     if accelerator is None or accelerator.is_main_process:
+        stored = check_results_file(output_dir, specs, overwrite)
         evaluator = BenchmarkEvaluator(
-            model, processor, output_dir, inference_mode, bf16, num_overlays, overlay_normalization, overlay_range
-        )
-        path = Path(output_dir) / "eval_results.json"
+            model, processor, output_dir, inference_mode, bf16, num_overlays, smiyc_protocol, overlay_normalization,
+            overlay_range,
+        )  # fmt: skip
+        path = Path(output_dir) / RESULTS_FILE
         for spec in specs:
             options = (dataset_options or {}).get(spec.name, {})
             dataset = datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
             results[spec.key] = evaluator.evaluate(spec, dataset, max_samples, scale)
             logger.info(f"{spec.key}: {results[spec.key]}")
-            text = json.dumps(results, indent=2, sort_keys=True).encode()
+            stored[spec.key] = results[spec.key]
+            text = json.dumps(stored, indent=2, sort_keys=True).encode()
             write_atomically(path, lambda f: f.write(text))
     if accelerator is not None:
         accelerator.wait_for_everyone()
@@ -248,13 +298,21 @@ TABLE_COLUMNS = [
 
 
 def format_results_table(results: dict[str, dict]) -> str:
-    """A markdown table: one row per benchmark, the metrics it has (others blank)."""
-    columns = [column for column in TABLE_COLUMNS if any(column[0] in row for row in results.values())]
-    lines = [
-        "| benchmark | " + " | ".join(title for _, title, _ in columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
-    ]
-    for name, row in results.items():
-        cells = [fmt.format(row[key]) if key in row and row[key] is not None else "" for key, _, fmt in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Markdown tables, one per protocol, each under a line naming it: one row per benchmark, the metrics it has
+    (others blank)."""
+    protocols = list(dict.fromkeys(row.get("protocol", "exact") for row in results.values()))
+    tables = []
+    for protocol in protocols:
+        rows = {name: row for name, row in results.items() if row.get("protocol", "exact") == protocol}
+        columns = [column for column in TABLE_COLUMNS if any(column[0] in row for row in rows.values())]
+        lines = [
+            f"Protocol: {PROTOCOL_TITLES.get(protocol, protocol)}",
+            "",
+            "| benchmark | " + " | ".join(title for _, title, _ in columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
+        ]
+        for name, row in rows.items():
+            cells = [fmt.format(row[key]) if key in row and row[key] is not None else "" for key, _, fmt in columns]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)

@@ -158,7 +158,7 @@ class TDOSConfig(PreTrainedConfig):
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the truncated-normal initialisation of linear layers.
 
-    Deviations from the released code (all documented in the project's METHOD notes): prompts are assembled with
+    Deviations from the released code (docs/method.md): prompts are assembled with
     positional embeddings and the end-of-text index shifted past the context (the release ignored class names);
     the ViT simple FPN is trained (the release froze its random layers); frozen CLIP towers run in eval mode. RN50:
     the in-distribution standard deviation of the augmentation is the true masked one (the release also summed

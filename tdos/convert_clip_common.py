@@ -238,6 +238,11 @@ def tokenizer_from_bpe(bpe_path: str | os.PathLike, model_max_length: int = 77) 
     The vocabulary is the 256 byte characters, their `</w>` variants, one token per merge (lines
     1..49152-256-2 of the file) and finally `<|startoftext|>`, `<|endoftext|>`.
 
+    The ids are OpenAI's for text that OpenAI's cleaning leaves unchanged. OpenAI also repairs text with ftfy and
+    unescapes HTML entities before BPE, which `CLIPTokenizer` does not do and cannot store in the folder (it rebuilds
+    its normaliser on load): pass text through `tdos.text_cleaning.clean_text` first, as TDOS does for its prompts,
+    to get OpenAI's ids for curly quotes, `&amp;`, mojibake and the like.
+
     Args:
         bpe_path (`str` or `os.PathLike`):
             CLIP's gzip'd BPE merge list.

@@ -19,6 +19,7 @@ from transformers import CLIPModel, CLIPTokenizer
 from .clip_resnet_towers import CLIPResNetTowers
 from .configuration_tdos import TDOSConfig
 from .modeling_tdos_rn50 import resize_position_grid
+from .text_cleaning import clean_texts
 
 
 def _resnet_clip_and_config(
@@ -138,7 +139,9 @@ def set_text_prompts(
     device = model.text_anchors.device
 
     def tokenize(texts: list[str], length: int) -> torch.Tensor:
-        encoded = tokenizer(texts, padding="max_length", max_length=length, truncation=True, return_tensors="pt")
+        encoded = tokenizer(
+            clean_texts(texts), padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+        )
         return encoded["input_ids"].to(device)
 
     eos = tokenizer.eos_token_id

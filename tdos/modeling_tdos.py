@@ -44,7 +44,8 @@ logger = logging.get_logger(__name__)
 class TDOSOutput(ModelOutput):
     """
     Output of [`TDOSForOODSegmentation`]. `K_id` is the number of classes of `config.id2label` (the OOD class last),
-    `K = K_id + num_ood_prompts`, and `(H', W')` is the mask resolution (a quarter of the patch grid's stride).
+    `K = K_id + num_ood_prompts`, and `(H', W')` is the mask resolution: stride a quarter of the ViT patch size (4 for
+    ViT-B/16, 2 for the `tiny` preset's patch 8), or 4 for RN50.
 
     Args:
         loss (`torch.FloatTensor`, *optional*):
@@ -347,7 +348,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         window_batch_size: int = 1,
     ) -> TDOSOutput:
         r"""
-        Test-time prediction at the input resolution (METHOD §5.1), without gradients.
+        Test-time prediction at the input resolution (docs/method.md §7), without gradients.
 
         The text branch runs once per call; its embeddings are given to every window batch. In `"slide"` mode the
         image is cut into `config.crop_size` windows every `config.stride` pixels (the last window of a row or

@@ -1,4 +1,4 @@
-"""The CLIP RN50 image tower of TDOS (`backbone="clip-rn50"`, METHOD §1.3 and §3.2).
+"""The CLIP RN50 image tower of TDOS (`backbone="clip-rn50"`, docs/method.md §3).
 
 transformers has no CLIP ResNet: the trunk is timm's `resnet50_clip` (CLIP's ModifiedResNet with its attention
 pool), built with `pretrained=False` and filled from converted OpenAI weights. TDOS adds the v-v attention-pool
@@ -78,7 +78,7 @@ def masked_mean_std(features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.T
     """Per-sample, per-channel mean and standard deviation of `features` `(B, C, H, W)` over `mask` `(B, 1, H, W)`.
 
     Only masked pixels enter the variance. (The release summed `(x * mask - mu)^2` over all pixels, so every
-    masked-out pixel added `mu^2` and the deviation was inflated; METHOD §3.2.)"""
+    masked-out pixel added `mu^2` and the deviation was inflated; docs/method.md §3.)"""
     count = mask.sum((2, 3), keepdim=True).clamp(min=1)
     mean = (features * mask).sum((2, 3), keepdim=True) / count
     variance = ((features - mean) ** 2 * mask).sum((2, 3), keepdim=True) / count
@@ -136,10 +136,10 @@ class TDOSResNetImageEncoder(nn.Module):
         return embeddings[:, :1], embeddings[:, 1:].transpose(1, 2).reshape(batch, -1, height, width)
 
     def augment_layer1(self, features: torch.Tensor, ood_mask: torch.Tensor) -> torch.Tensor:
-        """METHOD §3.2 on layer1 `(B, C, h, w)`: noise `eps * noise_scale * sigma_n` on in-distribution pixels; on OOD
-        pixels (nearest-resized `ood_mask`), with probability `resnet_style_probability`, a mix of `resnet_style_mix`
-        of the features AdaIN-stylised toward the in-distribution statistics `mu_n, sigma_n` (ignore pixels count as
-        in-distribution). Samples without in-distribution pixels get no style mix."""
+        """docs/method.md §3 on layer1 `(B, C, h, w)`: noise `eps * noise_scale * sigma_n` on in-distribution pixels;
+        on OOD pixels (nearest-resized `ood_mask`), with probability `resnet_style_probability`, a mix of
+        `resnet_style_mix` of the features AdaIN-stylised toward the in-distribution statistics `mu_n, sigma_n`
+        (ignore pixels count as in-distribution). Samples without in-distribution pixels get no style mix."""
         config = self.config
         ood = F.interpolate(ood_mask[:, None].float(), size=features.shape[-2:], mode="nearest").to(features.dtype)
         normal = 1 - ood

@@ -1,4 +1,4 @@
-"""Distance-banded OOD words for TDOS's learnable OOD prompts (METHOD §2).
+"""Distance-banded OOD words for TDOS's learnable OOD prompts (docs/method.md §2).
 
 Each of TDOS's `M` learnable OOD prompts is pulled toward the mean CLIP text embedding of a band of words at a given
 semantic distance from the in-distribution (ID) classes. This module makes those bands, ordered farthest first and
@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .atomic_io import write_atomically
+from .text_cleaning import clean_texts
 
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ CITYSCAPES_CLASSES = [
     "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
 ]  # fmt: skip
 
-# Explicit WordNet 3.0 senses of the Cityscapes classes (METHOD §2.4 B.1); "traffic sign" has no synset of its own.
+# Explicit WordNet 3.0 senses of the Cityscapes classes (docs/method.md §2); "traffic sign" has no synset of its own.
 CITYSCAPES_SYNSETS = {
     "road": "road.n.01", "sidewalk": "sidewalk.n.01", "building": "building.n.01", "wall": "wall.n.01",
     "fence": "fence.n.01", "pole": "pole.n.01", "traffic light": "traffic_light.n.01",
@@ -329,8 +330,8 @@ def rank_wordnet_candidates(
     class_names: Sequence[str], synsets: Sequence[str] | None = None, taxonomy: Taxonomy | None = None
 ) -> list[OODCandidate]:
     """
-    Recipe B of METHOD §2.4 up to the banding: the candidate pool ranked farthest first by Wu–Palmer distance to the
-    nearest ID synset. Distances take few values, so ties are broken deterministically: by the longer shortest path
+    Recipe B (docs/method.md §2) up to the banding: the candidate pool ranked farthest first by Wu–Palmer distance to
+    the nearest ID synset. Distances take few values, so ties are broken deterministically: by the longer shortest path
     to the ID synsets, then by the CRC-32 of the synset name (a fixed pseudo-random order, so a band that cuts a tie
     samples it evenly instead of taking one alphabetical slice), then by the name.
 
@@ -411,7 +412,7 @@ def _text_features(model, tokenizer, prompts: Sequence[str], batch_size: int):
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
             batch = tokenizer(
-                list(prompts[start : start + batch_size]),
+                clean_texts(prompts[start : start + batch_size]),
                 padding=True,
                 truncation=True,
                 max_length=max_length,
@@ -446,7 +447,7 @@ def generate_clip_bands(
     batch_size: int = 256,
 ) -> list[list[str]]:
     """
-    Recipe A (NegLabel re-run, METHOD §2.4 A): WordNet lemmas ranked by CLIP text similarity to the ID classes.
+    Recipe A (NegLabel re-run, docs/method.md §2): WordNet lemmas ranked by CLIP text similarity to the ID classes.
 
     ID prompts and noun prompts use `"the nice {}"`, adjective prompts `"This is a {} photo"`. A word's similarity
     is the `quantile` of its cosine similarities to the ID prompts; the `keep_fraction` least similar nouns and
@@ -552,7 +553,8 @@ def load_ood_bands(path: str | os.PathLike | None = None) -> list[list[str]]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tdos-ood-words",
-        description="Make distance-banded OOD words for TDOS's learnable OOD prompts (METHOD §2.4), or install WordNet.",
+        description="Make distance-banded OOD words for TDOS's learnable OOD prompts (docs/method.md §2), or install "
+        "WordNet.",
     )
     classes = parser.add_mutually_exclusive_group()
     classes.add_argument("--classes", nargs="+", metavar="NAME", help="ID class names")

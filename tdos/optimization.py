@@ -4,8 +4,8 @@ from torch import nn
 
 
 def get_parameter_groups(model, learning_rate: float, weight_decay: float) -> list[dict]:
-    """Optimizer parameter groups of a TDOS model (METHOD §4.3): frozen parameters excluded; the image tower, when
-    trained, at `image_tower_lr_multiplier` times the rate; norms, level embeddings and query position embeddings
+    """Optimizer parameter groups of a TDOS model (docs/method.md §5): frozen parameters excluded; the image tower,
+    when trained, at `image_tower_lr_multiplier` times the rate; norms, level embeddings and query position embeddings
     without weight decay."""
     no_decay_types = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d)
     no_decay = {

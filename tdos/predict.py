@@ -41,6 +41,7 @@ from . import TDOSImageProcessor  # importing the package registers the model, p
 from .atomic_io import write_atomically
 from .components import load_clip_tokenizer
 from .image_processing_tdos import SIXTEEN_BIT_MODES, to_rgb_input
+from .model_folder import check_model_folder
 from .overlays import MAX_LABELLED_COMPONENTS as MAX_LABELLED
 from .overlays import anomaly_value_range, component_label, save_panel
 
@@ -108,6 +109,7 @@ def read_vocabulary(path: Path) -> list[str]:
 def load_pipeline(model_dir: str, device: str, tokenizer: str | None = None):
     """The `ood-segmentation` pipeline of a model folder; `tokenizer`: a CLIP tokenizer folder for component names
     (default: the model folder's, loaded when components are first asked for)."""
+    check_model_folder(model_dir)
     model = AutoModel.from_pretrained(model_dir).eval()
     try:
         processor = AutoImageProcessor.from_pretrained(model_dir)
@@ -147,6 +149,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-area", type=int, default=1, help="smallest component in pixels (default 1)")
     parser.add_argument("--tokenizer", help="CLIP tokenizer folder (default: the model folder's)")
     args = parser.parse_args(argv)
+    try:
+        check_model_folder(args.model, "--model")
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    if args.output_dir.exists() and not args.output_dir.is_dir():
+        parser.error(f"--output-dir {str(args.output_dir)!r} is a file; expected a folder (created when missing)")
     if args.components and args.threshold is None:
         parser.error("--components needs --threshold: components are the regions at or above it")
     if args.top_k < 1 or args.min_area < 1:

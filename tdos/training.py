@@ -1,5 +1,5 @@
-"""Training-side pieces of `run_ood_segmentation.py`: the METHOD §4.5 augmentation, the training stream that feeds
-the `Trainer`, the batch collator, a `Trainer` with TDOS's parameter groups, and checkpoint discovery.
+"""Training-side pieces of `run_ood_segmentation.py`: the augmentation of docs/method.md §6, the training stream that
+feeds the `Trainer`, the batch collator, a `Trainer` with TDOS's parameter groups, and checkpoint discovery.
 
 Every random decision of the data pipeline is drawn from a generator seeded by `(seed, epoch, example id)`, never
 from the global RNG. Data order and augmentation therefore do not depend on worker count or on how many batches were
@@ -49,7 +49,7 @@ def _coin(generator: torch.Generator, probability: float) -> bool:
 @dataclass
 class TrainTransform:
     """
-    The training augmentation of METHOD §4.5 on torchvision's functional ops (images and masks):
+    The training augmentation of docs/method.md §6 on torchvision's functional ops (images and masks):
 
     random keep-ratio rescale by a factor in `scale_range` (bilinear for the image, nearest for the label) →
     random `crop_size` crop whose most frequent class covers at most `cat_max_ratio` of the labelled pixels (up to
@@ -187,7 +187,7 @@ def collate_segmentation_batch(examples: list[dict[str, torch.Tensor]]) -> dict[
 
 
 class TDOSTrainer(Trainer):
-    """`Trainer` with TDOS's per-module parameter groups (METHOD §4.3), a log of every loss term, and the TDOS model
+    """`Trainer` with TDOS's per-module parameter groups (docs/method.md §5), a log of every loss term, and the TDOS model
     card (`tdos.model_card`) where `Trainer` writes its generic one (`push_to_hub` calls `create_model_card`).
     `card_training`: the recipe lines of the card."""
 

@@ -14,6 +14,7 @@ from transformers import AutoProcessor, AutoTokenizer, CLIPModel  # noqa: E402
 
 from tdos.convert_clip import convert_openai_clip, main, openai_state_dict_to_hf  # noqa: E402
 from tdos.convert_clip_common import CheckpointError, tokenizer_from_bpe  # noqa: E402
+from tdos.text_cleaning import clean_text  # noqa: E402
 
 
 TOLERANCE = 1e-5
@@ -140,6 +141,27 @@ def test_tokenizer_matches_simple_tokenizer():
     for text in TEXTS:
         expected = [reference.sot_token_id, *reference.encode(text), reference.eot_token_id]
         assert tokenizer(text).input_ids == expected, text
+
+
+UNCLEAN_TEXTS = [
+    "a photo of salt &amp; pepper",  # HTML entity
+    "AT&amp;amp;T road sign",  # escaped twice
+    "rock &#39;n&#39; roll &lt;3",  # numeric and named entities
+    "a \u201cstop\u201d sign and a driver\u2019s seat",  # curly quotes
+    "caf\u00c3\u00a9 on the street",  # mojibake (UTF-8 read as Latin-1)
+    "  two\u00a0 spaces\tand\nlines  ",  # whitespace of every kind
+]
+
+
+def test_cleaned_text_gets_openai_ids_for_every_kind_of_unclean_text():
+    reference = SimpleTokenizer()
+    tokenizer = tokenizer_from_bpe(BPE_PATH)
+    for text in UNCLEAN_TEXTS:
+        expected = [reference.sot_token_id, *reference.encode(text), reference.eot_token_id]
+        assert tokenizer(clean_text(text)).input_ids == expected, text
+    # without the cleaning, transformers' tokenizer alone differs on the entities, quotes and mojibake
+    differing = [text for text in UNCLEAN_TEXTS if tokenizer(text).input_ids[1:-1] != reference.encode(text)]
+    assert differing == UNCLEAN_TEXTS[:5]
 
 
 def test_refuses_arbitrary_pickle(reference_clip, tmp_path):

@@ -415,3 +415,35 @@ def test_fishyscapes_original_and_labels_layout(tmp_path):
     (tmp_path / "LostAndFound/original/0001.png").unlink()
     with pytest.raises(FileNotFoundError, match=r"0001.png has no image: expected .*LostAndFound/original/0001"):
         load_benchmark("fishyscapes_lf", tmp_path / "LostAndFound")
+
+
+def test_truncated_image_is_named_when_read_and_by_the_cli(tmp_path, capsys):
+    from datasets_scripts.cli import main
+
+    base = tmp_path / "RoadAnomaly_jpg"
+    for name in ("animals01", "cones02"):
+        _image(base / "frames" / f"{name}.png")
+        _label(base / "frames" / f"{name}.labels" / "labels_semantic.png", [0, 2])
+    frame = base / "frames" / "cones02.png"
+    frame.write_bytes(frame.read_bytes()[:-40])  # the end of the PNG is missing
+    with pytest.raises(ValueError, match=r"Cannot read image file .*cones02.png: .*expected a complete image file"):
+        list(load_benchmark("road_anomaly", tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect", "road_anomaly", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "cones02.png" in error and "expected a complete image file" in error and "Traceback" not in error
+    _write(frame.with_suffix(".jpg"), np.zeros((HEIGHT, WIDTH, 3), np.uint8), format="JPEG")
+    frame.with_suffix(".jpg").write_bytes(frame.with_suffix(".jpg").read_bytes()[:-20])  # a truncated JPEG
+    frame.unlink()
+    with pytest.raises(ValueError, match=r"Cannot read image file .*cones02.jpg: image file is truncated.*expected a"):
+        list(load_benchmark("road_anomaly", tmp_path))
+
+
+def test_jpeg_label_with_a_png_name_is_refused(tmp_path):
+    base = tmp_path / "RoadAnomaly_jpg"
+    _image(base / "frames" / "animals01.jpg")
+    label = base / "frames" / "animals01.labels" / "labels_semantic.png"
+    _write(label, np.array([0, 2], np.uint8)[np.arange(HEIGHT) % 2][:, None].repeat(WIDTH, axis=1), format="JPEG")
+    with pytest.raises(ValueError, match=r"Label .*labels_semantic.png is stored as JPEG.*expected a lossless label"):
+        load_benchmark("road_anomaly", tmp_path)

@@ -1,4 +1,4 @@
-"""The `clip-rn50` backbone (METHOD §1.3, §3.2) on the `tiny-rn50` preset, mirroring tests/test_modeling.py."""
+"""The `clip-rn50` backbone (docs/method.md §3) on the `tiny-rn50` preset, mirroring tests/test_modeling.py."""
 
 import subprocess
 import sys

@@ -55,8 +55,9 @@ def inference_dir(tmp_path_factory):
     [
         "import tdos\nfrom transformers import AutoImageProcessor, AutoModel, pipeline",
         "from transformers import AutoImageProcessor, AutoModel, pipeline\nimport tdos",
+        "import tdos.configuration_tdos\nfrom transformers import AutoImageProcessor, AutoModel, pipeline",
     ],
-    ids=["tdos-first", "transformers-first"],
+    ids=["tdos-first", "transformers-first", "submodule-first"],
 )
 def test_bare_import_registers_the_auto_classes_and_the_task(inference_dir, imports):
     # Without trust_remote_code, transformers knows the "tdos" model type, its processor and the task only from the

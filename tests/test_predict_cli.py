@@ -83,3 +83,26 @@ def test_module_entry_point_exit_code(model_dir, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "x.jpg" in result.stderr
+
+
+def test_missing_model_folder_and_file_output_dir_fail_in_the_parser(model_dir, image_folder, tmp_path, capsys):
+    from tdos.predict import load_pipeline
+
+    (tmp_path / "outputs" / "demo").mkdir(parents=True)
+    typo = tmp_path / "outputs" / "dmeo"
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(image_folder), "--model", str(typo), "--output-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"--model {str(typo)!r} does not exist; expected a folder with config.json" in error
+    assert "similar folders in" in error and "demo" in error
+    with pytest.raises(FileNotFoundError, match=r"model folder '.*dmeo' does not exist"):
+        load_pipeline(str(typo), "cpu")
+    with pytest.raises(FileNotFoundError, match=r"model folder '.*demo' has no config.json"):
+        load_pipeline(str(tmp_path / "outputs" / "demo"), "cpu")
+    taken = tmp_path / "out.txt"
+    taken.write_text("not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(image_folder), "--model", str(model_dir), "--output-dir", str(taken)])
+    assert exit_info.value.code == 2
+    assert f"--output-dir {str(taken)!r} is a file; expected a folder" in capsys.readouterr().err

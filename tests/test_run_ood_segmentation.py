@@ -213,3 +213,44 @@ def test_bad_arguments_fail_before_training(tmp_path, extra, error, message):
     with pytest.raises(error, match=message):
         run_ood_segmentation.main([*TINY, "--output_dir", str(tmp_path), "--max_steps", "1", *extra])
     assert not list(tmp_path.glob("checkpoint-*"))
+
+
+def test_missing_model_folder_is_named(tmp_path):
+    (tmp_path / "outputs" / "demo").mkdir(parents=True)
+    arguments = [argument for argument in TINY if argument != "--random_clip_init"]
+    with pytest.raises(FileNotFoundError, match=r"--model_name_or_path '.*outputs/dmeo' does not exist.*demo"):
+        run_ood_segmentation.main(
+            [*arguments, "--output_dir", str(tmp_path / "run"), "--do_eval", "--eval_benchmarks", "synthetic",
+             "--model_name_or_path", str(tmp_path / "outputs" / "dmeo")]
+        )  # fmt: skip
+
+
+def test_argument_problems_end_in_one_line_from_the_command_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *TINY, "--output_dir", str(tmp_path), "--do_eval",
+         "--eval_benchmarks", "mars_rover"],
+        env=script_env(), cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert lines == [
+        "run_ood_segmentation.py: error: --eval_benchmarks: unknown benchmark 'mars_rover'; expected one of "
+        + str(sorted(run_ood_segmentation.datasets_scripts.BENCHMARKS))
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_results_of_an_earlier_evaluation_are_not_replaced_silently(tmp_path):
+    evaluation = [*TINY, "--output_dir", str(tmp_path), "--do_eval", "--eval_benchmarks", "synthetic"]
+    evaluation += ["--num_overlays", "0"]
+    run_ood_segmentation.main([*evaluation, "--max_eval_samples", "2"])
+    results = tmp_path / "eval_results.json"
+    stored = json.loads(results.read_text())
+    stored["fishyscapes_lf"] = {"frames": 100}  # another benchmark's results are kept
+    results.write_text(json.dumps(stored))
+    with pytest.raises(FileExistsError, match=r"eval_results.json already holds results for synthetic:anomaly \(2 fr"):
+        run_ood_segmentation.main([*evaluation, "--max_eval_samples", "1"])
+    assert json.loads(results.read_text())["synthetic:anomaly"]["frames"] == 2
+    run_ood_segmentation.main([*evaluation, "--max_eval_samples", "1", "--overwrite_eval_results"])
+    stored = json.loads(results.read_text())
+    assert stored["synthetic:anomaly"]["frames"] == 1 and stored["fishyscapes_lf"] == {"frames": 100}

@@ -31,13 +31,19 @@ def _component_sizes(components: np.ndarray, count: int) -> np.ndarray:
 
 
 def _frame_components(
-    predicted: np.ndarray, labels: np.ndarray, min_prediction_size: int, min_ground_truth_size: int
+    predicted: np.ndarray,
+    labels: np.ndarray,
+    min_prediction_size: int,
+    min_ground_truth_size: int,
+    filter_background: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Ground-truth and predicted component ids inside the region of interest, as the official `default_instancer`.
 
     Components are 8-connected. Predicted components smaller than `min_prediction_size` are deleted; ground-truth
-    components smaller than `min_ground_truth_size` become void. Returns the two id arrays restricted to the region
-    of interest (non-void pixels) and the two component counts.
+    components smaller than `min_ground_truth_size` become void. With `filter_background`, the background (every
+    pixel not labelled 1, void included) is treated as one more ground-truth component, as the official loop over
+    component ids 0 ... n does: when it has fewer than `min_ground_truth_size` pixels, all of it becomes void.
+    Returns the two id arrays restricted to the region of interest (non-void pixels) and the two component counts.
     """
     from scipy.ndimage import label
 
@@ -47,7 +53,7 @@ def _frame_components(
     small[0] = False
     prediction[small[prediction]] = 0
     small = _component_sizes(ground_truth, num_ground_truth) < min_ground_truth_size
-    small[0] = False
+    small[0] &= filter_background
     roi = (labels != VOID_LABEL) & ~small[ground_truth]
     return ground_truth[roi], prediction[roi], num_ground_truth, num_predicted
 
@@ -104,8 +110,10 @@ class ComponentOODMetrics:
         min_prediction_size (`int`, *optional*): predicted components with fewer pixels are deleted.
         min_ground_truth_size (`int`, *optional*): ground-truth components with fewer pixels become void.
         protocol (`str`, *optional*, defaults to `"exact"`): `"exact"` predicts OOD where score >= threshold, the
-            convention of `PixelOODResult` curves; `"smiyc"` casts scores to float16 and predicts OOD where
-            score > threshold, as the official code does with its reported best-F1 threshold.
+            convention of `PixelOODResult` curves, and never filters the background. `"smiyc"` follows the official
+            code: scores cast to float16, OOD where score > threshold (the threshold compared in float16 too), and the
+            ground-truth size filter also applied to the background, so a frame with fewer non-OOD pixels (void
+            included) than `min_ground_truth_size` has all of them made void.
     """
 
     def __init__(
@@ -168,7 +176,11 @@ class ComponentOODMetrics:
         scores = _as_array(scores, "scores", name)
         predicted, labels = self._predicted_mask(scores, labels, name)
         min_prediction_size = 0 if _is_mask(scores) else self.min_prediction_size
-        return _component_scores(*_frame_components(predicted, labels, min_prediction_size, self.min_ground_truth_size))
+        smiyc = self.protocol == "smiyc"
+        components = _frame_components(
+            predicted, labels, min_prediction_size, self.min_ground_truth_size, filter_background=smiyc
+        )
+        return _component_scores(*components)
 
     def add_summary(self, summary: ComponentFrameSummary) -> None:
         """Adds a frame reduced by `summarize`."""
@@ -236,7 +248,7 @@ class ComponentOODMetrics:
         scores = _check_scores(scores, name)
         if self.protocol == "smiyc":
             with np.errstate(over="ignore"):
-                return scores.astype(np.float16) > self.threshold, labels
+                return scores.astype(np.float16) > np.float16(self.threshold), labels
         return scores >= self.threshold, labels
 
 

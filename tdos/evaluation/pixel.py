@@ -15,8 +15,8 @@ from .curves import (
     fpr_at_tpr,
 )
 from .inputs import PROTOCOLS, VOID_LABEL, FrameId, _frame_name, _ood_frame
-from .results import PixelFrameSummary, PixelOODResult
-from .smiyc import _smiyc_curve, _smiyc_frame_summary, _smiyc_reported_threshold
+from .results import PIXEL_SUMMARY_FIELDS, PixelFrameSummary, PixelOODResult
+from .smiyc import _empty_summary, _smiyc_curve, _smiyc_frame_summary
 
 
 class PixelOODMetrics:
@@ -45,8 +45,13 @@ class PixelOODMetrics:
               float16 (as SMIYC stores them) make the result exact.
         - `"smiyc"`: reproduces the official SMIYC evaluation (`PixBinaryClass`): scores cast to float16, void
           removed, each frame binned on its own 768 percentile edges (see `_smiyc_frame_summary`), all frames' bins
-          pooled and sorted by lower edge, repeated thresholds collapsed. Numbers are comparable with leaderboard
-          values; they approximate the exact ones. Memory grows by <= `num_bins` bins per frame (not per pixel).
+          pooled and sorted by lower edge, repeated thresholds collapsed; `best_threshold` is the lower edge of the
+          best-F1 point's bin (the official code since commit 1c7804e). Numbers are comparable with leaderboard
+          values (`tests/test_smiyc_parity.py` checks AP, AUROC, FPR95, best F1, its threshold and the component
+          metrics at it against the official functions); they approximate the exact ones. Equal bin edges of
+          different frames are ordered by a stable sort; the official code uses NumPy's default (unstable) sort, so on
+          data with many exactly tied scores its first curve point, and through it AP, can differ slightly between
+          NumPy versions. Memory grows by <= `num_bins` bins per frame (not per pixel).
 
     Args:
         protocol (`str`, *optional*, defaults to `"exact"`): `"exact"` or `"smiyc"`.
@@ -142,6 +147,23 @@ class PixelOODMetrics:
             self._frame_summaries.append(PixelFrameSummary(thresholds, positives, negatives))
         self.num_frames += 1
 
+    def summary(self) -> PixelFrameSummary:
+        """Every frame added so far as one summary, for `add_summary` of a `PixelOODMetrics` with the same options.
+
+        Adding it to an empty instance gives the same `compute()` as this one (e.g. to merge the work of several
+        processes, or to store the state): the exact protocol's non-empty histogram bins (at most 2**key_bits),
+        or the SMIYC protocol's frame bins one after the other (at most `num_bins` per frame).
+        """
+        if self.protocol == "exact":
+            bins = np.flatnonzero(self._totals)
+            positives = self._positives[bins]
+            return PixelFrameSummary(_lower_edges(bins, self._shift), positives, self._totals[bins] - positives)
+        if not self._frame_summaries:
+            return _empty_summary()
+        return PixelFrameSummary(
+            *(np.concatenate([getattr(s, field) for s in self._frame_summaries]) for field in PIXEL_SUMMARY_FIELDS)
+        )
+
     def compute(self) -> PixelOODResult:
         """Metrics and curve over all frames added so far (the state is kept; `reset` clears it)."""
         if self.protocol == "exact":
@@ -149,9 +171,8 @@ class PixelOODMetrics:
             positives = self._positives[bins]
             thresholds = _lower_edges(bins, self._shift)
             tps, fps = np.cumsum(positives), np.cumsum(self._totals[bins] - positives)
-            return self._result(thresholds, tps, fps, best_index=None, sorted_thresholds=None)
-        thresholds, tps, fps, sorted_thresholds = _smiyc_curve(self._frame_summaries)
-        return self._result(thresholds, tps, fps, None, sorted_thresholds)
+            return self._result(thresholds, tps, fps)
+        return self._result(*_smiyc_curve(self._frame_summaries))
 
     def _bin_counts(self, scores: np.ndarray, labels: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         """(first bin, per-bin counts of all non-void pixels, of positive pixels) over the frame's range of bins.
@@ -181,7 +202,7 @@ class PixelOODMetrics:
             )
         return bins
 
-    def _result(self, thresholds, tps, fps, best_index, sorted_thresholds) -> PixelOODResult:
+    def _result(self, thresholds, tps, fps) -> PixelOODResult:
         num_positives = int(tps[-1]) if tps.size else 0
         num_negatives = int(fps[-1]) if fps.size else 0
         nan = float("nan")
@@ -197,8 +218,7 @@ class PixelOODMetrics:
             f1 = _f1_scores(tps, fps)
             best = int(np.argmax(f1))
             best_f1 = float(f1[best])
-            best_threshold = float(thresholds[best] if sorted_thresholds is None else
-                                      _smiyc_reported_threshold(sorted_thresholds, f1, best))
+            best_threshold = float(thresholds[best])
         if num_negatives == 0:
             warnings.warn(
                 f"No in-distribution (label 0) pixel in {self.num_frames} frame(s): AUROC and FPR95 are NaN",

@@ -8,6 +8,9 @@ import numpy as np
 from .curves import fpr_at_tpr
 
 
+PIXEL_SUMMARY_FIELDS = ("thresholds", "positives", "negatives")
+
+
 @dataclass(frozen=True)
 class PixelFrameSummary:
     """A frame reduced to a histogram: the pixel counts of each non-empty score bin.
@@ -25,11 +28,7 @@ class PixelFrameSummary:
 
     def to_dict(self) -> dict[str, list]:
         """Plain lists, one entry per bin: rows of the `evaluate` module (`metric.add_batch(**summary.to_dict())`)."""
-        return {
-            "thresholds": self.thresholds.tolist(),
-            "positives": self.positives.tolist(),
-            "negatives": self.negatives.tolist(),
-        }
+        return {field: getattr(self, field).tolist() for field in PIXEL_SUMMARY_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -45,10 +44,11 @@ class PixelOODResult:
             `sklearn.metrics.average_precision_score` (SMIYC's `area_PRC`).
         fpr95 (`float`): FPR at 95 % TPR, by `fpr95_rule` (see `fpr_at_tpr`).
         best_f1 (`float`): the maximum over thresholds of pixel F1 = 2 TP / (2 TP + FP + FN).
-        best_threshold (`float`): the threshold of `best_f1`. With `protocol="smiyc"` it is the value the
-            official code reports, which indexes its sorted, not de-duplicated threshold list with the position of
-            the best point on the de-duplicated curve (shifted by its prepended origin); the official component
-            metrics then predict OOD where score > this threshold.
+        best_threshold (`float`): the threshold of the curve point with `best_f1`: pixels with score >= it are
+            counted OOD there. With `protocol="smiyc"` it is the lower edge of the pooled SMIYC bin of that point, the
+            `best_f1_threshold` of the official code since commit 1c7804e ("fix best-f1 threshold selection"); the
+            official component metrics then predict OOD where the float16 score is > this threshold (see
+            `ComponentOODMetrics`).
         positive_fraction (`float`): num_positives / (num_positives + num_negatives), the AP of a random scorer.
         num_positives, num_negatives (`int`): pixel counts.
         thresholds (`np.ndarray`): curve thresholds, highest first (the origin is implied, not stored).

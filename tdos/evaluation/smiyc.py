@@ -1,5 +1,5 @@
-"""The official SegmentMeIfYouCan (SMIYC) pixel protocol: per-frame percentile binning, pooling of the frames' bins
-into one curve, and the best-F1 threshold as the official code reports it."""
+"""The official SegmentMeIfYouCan (SMIYC) pixel protocol: per-frame percentile binning and the pooling of the frames'
+bins into one curve."""
 
 import numpy as np
 
@@ -43,28 +43,21 @@ def _empty_summary() -> PixelFrameSummary:
     return PixelFrameSummary(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
-def _smiyc_curve(summaries: list[PixelFrameSummary]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(thresholds, cumulative TP, cumulative FP, sorted thresholds before de-duplication) of pooled frame bins.
+def _smiyc_curve(summaries: list[PixelFrameSummary]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, cumulative TP, cumulative FP) of the curve of pooled frame bins.
 
-    All frames' bins are sorted by lower edge, highest first, and counted cumulatively; of each run of equal
-    thresholds the first and the last entry are kept, as the official `curves_from_cmats` does.
+    All frames' bins are sorted by lower edge, highest first, and counted cumulatively; the last entry of each run of
+    equal thresholds is kept, plus the very first entry, as the official `curves_from_cmats` does. Each kept point
+    keeps its own threshold, so the best-F1 point's threshold is the one it was counted at (the official code at
+    commit 1c7804e, "fix best-f1 threshold selection"; before it, the threshold was read from the list before the
+    runs were collapsed, one position further on).
     """
     thresholds = np.concatenate([s.thresholds for s in summaries]) if summaries else np.zeros(0)
-    order = np.argsort(thresholds)[::-1]
+    order = np.argsort(thresholds, kind="stable")[::-1]
     sorted_thresholds = thresholds[order]
     tps = np.cumsum(np.concatenate([s.positives for s in summaries])[order]) if summaries else np.zeros(0, int)
     fps = np.cumsum(np.concatenate([s.negatives for s in summaries])[order]) if summaries else np.zeros(0, int)
     points = np.concatenate([[0], np.flatnonzero(sorted_thresholds[:-1] != sorted_thresholds[1:]), [tps.size - 1]])
     points = points[points >= 0]
-    return sorted_thresholds[points], tps[points], fps[points], sorted_thresholds
+    return sorted_thresholds[points], tps[points], fps[points]
 
-
-def _smiyc_reported_threshold(sorted_thresholds: np.ndarray, f1: np.ndarray, best: int) -> float:
-    """The best-F1 threshold as the official SMIYC code reports it.
-
-    The official curve has the origin prepended (position 0, F1 = 0), so the best point sits at position
-    `best + 1` (or 0 when every F1 is 0), and that position is read from the sorted threshold list before repeated
-    thresholds are collapsed. Clamped to the list for tiny curves, where the official code raises IndexError.
-    """
-    position = best + 1 if f1[best] > 0 else 0
-    return float(sorted_thresholds[min(position, sorted_thresholds.size - 1)])
