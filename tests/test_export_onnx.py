@@ -15,8 +15,6 @@ onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from tdos.export_onnx import CHECK_SIZES, export_onnx, main, max_difference  # noqa: E402
-# tdos first: a bare first import of the pixel-decoder module re-enters it through the auto-registration
-from tdos import TDOSForOODSegmentation  # noqa: E402, F401
 from tdos.modeling_tdos_pixel_decoder import reference_points  # noqa: E402
 
 
