@@ -20,18 +20,21 @@ from pathlib import Path
 import datasets
 import torch
 import transformers
-from transformers import AutoConfig, HfArgumentParser, TrainingArguments, set_seed
+from transformers import AutoConfig, CLIPTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
 import datasets_scripts
 from tdos import TDOSConfig, TDOSForOODSegmentation
 from tdos.benchmark_evaluation import (
     RESIZE_ORDERS,
+    TEST_SCALES,
+    BenchmarkEvaluator,
     BenchmarkSpec,
     check_results_file,
     evaluate_benchmarks,
     format_results_table,
     parse_benchmark_spec,
 )
+from tdos.components import load_clip_tokenizer
 from tdos.image_processing_tdos import TDOSImageProcessor
 from tdos.model_folder import check_model_folder
 from tdos.pipeline_tdos import save_for_inference
@@ -43,6 +46,7 @@ from tdos.rare_class_sampling import (
 )
 from tdos.recipes import apply_recipe, recipes_help
 from tdos.sync_batch_norm import SyncBatchNorm, convert_sync_batchnorm
+from tdos.smiyc_export import TRACK_DATASETS, export_submission, submission_path
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
 
 
@@ -149,7 +153,27 @@ class DataArguments:
         default=False,
         metadata={"help": "Round test sizes to the input stride (1080 -> 1088) instead of padding them (the release)."},
     )
-    num_overlays: int = field(default=4, metadata={"help": "Anomaly overlays written per benchmark."})
+    num_overlays: int = field(default=4, metadata={"help": "Overlay panels written per benchmark."})
+    overlay_normalization: str = field(
+        default="fixed",
+        metadata={
+            "help": "Heat-map colour scale of the overlay panels: fixed (one range for all frames of a benchmark, "
+            "comparable across its panels: --overlay_range, by default the benchmark's 0.1%%..99.9%% score quantiles) "
+            "or image (each frame's own min..max)."
+        },
+    )
+    smiyc_export: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --do_predict: write SMIYC submission files (official layout, float16 HDF5 per frame) of the "
+            "smiyc_anomaly / smiyc_obstacle entries of --eval_benchmarks under this folder (list the test and the "
+            "validation split of a track, e.g. smiyc_anomaly:test=/data/smiyc smiyc_anomaly:validation=/data/smiyc)."
+        },
+    )
+    smiyc_method: str = field(default="TDOS", metadata={"help": "Method name of the SMIYC submission files."})
+    overlay_range: list[float] | None = field(
+        default=None, metadata={"help": "LOW HIGH: the fixed heat-map colour range of the panels, e.g. 0 1."}
+    )
     smiyc_protocol: str = field(
         default="smiyc",
         metadata={
@@ -220,8 +244,8 @@ def parse_config_overrides(text: str | None) -> dict:
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments):
     """Every argument problem we can see before a long run starts."""
-    if not (training_args.do_train or training_args.do_eval):
-        raise ValueError("nothing to do: pass --do_train and/or --do_eval")
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        raise ValueError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     if model_args.model_name_or_path is None and not model_args.random_clip_init:
         raise ValueError("pass --model_name_or_path (TDOS or CLIP weights) or --random_clip_init")
     if model_args.model_name_or_path and model_args.random_clip_init:
@@ -241,6 +265,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         )
     if training_args.do_eval and not data_args.eval_benchmarks:
         raise ValueError("--do_eval needs --eval_benchmarks")
+    if training_args.do_predict:
+        if data_args.smiyc_export is None:
+            raise ValueError("--do_predict writes SMIYC submissions: pass --smiyc_export DIR")
+        tracks = [spec for spec in map(parse_benchmark_spec, data_args.eval_benchmarks) if spec.name in TRACK_DATASETS]
+        if not tracks:
+            raise ValueError("--do_predict --smiyc_export needs smiyc_anomaly or smiyc_obstacle in --eval_benchmarks")
+        submission_path(data_args.smiyc_export, data_args.smiyc_method, tracks[0].name, "frame")  # checks the name
     specs = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
     for spec in specs:
         check_benchmark(spec.name, spec.root, "--eval_benchmarks", spec.split)
@@ -290,7 +321,9 @@ def synthetic_options(name: str, data_args: DataArguments) -> dict:
     }
 
 
-def build_model(model_args: ModelArguments, seed: int) -> TDOSForOODSegmentation:
+def build_model(model_args: ModelArguments, seed: int) -> tuple[TDOSForOODSegmentation, CLIPTokenizer | None]:
+    """The model and its CLIP tokenizer (saved with the model: component names need it; None for a TDOS folder
+    saved without one)."""
     overrides = parse_config_overrides(model_args.config_overrides)
     bands = None
     if model_args.ood_bands_file is not None:
@@ -307,12 +340,18 @@ def build_model(model_args: ModelArguments, seed: int) -> TDOSForOODSegmentation
             )
         else:
             clip, tokenizer = random_clip(config.clip_config, seed=seed)
-        return TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config)
+        return TDOSForOODSegmentation.from_clip(clip, tokenizer, ood_bands=bands, config=config), tokenizer
     path = model_args.model_name_or_path
     if AutoConfig.from_pretrained(path).model_type == TDOSConfig.model_type:
-        return TDOSForOODSegmentation.from_pretrained(path, **overrides)
+        try:
+            tokenizer = load_clip_tokenizer(path)
+        except ValueError as error:
+            logger.warning(f"{error}: the saved model will have no tokenizer (no component names)")
+            tokenizer = None
+        return TDOSForOODSegmentation.from_pretrained(path, **overrides), tokenizer
     config = TDOSConfig.from_preset(model_args.preset, **overrides)
-    return TDOSForOODSegmentation.from_clip(path, ood_bands=bands, config=config)
+    tokenizer = CLIPTokenizer.from_pretrained(path)
+    return TDOSForOODSegmentation.from_clip(path, tokenizer, ood_bands=bands, config=config), tokenizer
 
 
 def build_object_paster(data_args: DataArguments, seed: int):
@@ -399,7 +438,7 @@ def setup_logging(training_args: TrainingArguments):
     transformers.utils.logging.enable_explicit_format()
 
 
-def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDOSImageProcessor):
+def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDOSImageProcessor, tokenizer=None):
     checkpoint = None
     if training_args.resume_from_checkpoint not in (None, "False", "false"):
         if training_args.resume_from_checkpoint in ("True", "true", "last"):
@@ -421,10 +460,30 @@ def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDO
         ) from error
     if trainer.is_world_process_zero():
         # model + image processor + the ood-segmentation pipeline code: `pipeline(model=OUTPUT_DIR)` loads it
-        save_for_inference(trainer.accelerator.unwrap_model(trainer.model), processor, training_args.output_dir)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        save_for_inference(
+            model, processor, training_args.output_dir, tokenizer=tokenizer, training=trainer.card_training,
+            model_id=training_args.hub_model_id,
+        )  # fmt: skip
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
+
+
+def card_recipe(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """The training recipe lines of the model card."""
+    initialisation = "random CLIP towers (offline demo)" if model_args.random_clip_init else model_args.model_name_or_path
+    objects = data_args.ood_objects_folder or data_args.ood_objects_coco
+    return {
+        "initialisation": initialisation,
+        "train dataset": data_args.train_dataset,
+        "pasted OOD objects": f"{objects} (probability {data_args.paste_probability})" if objects else "none",
+        "steps": training_args.max_steps,
+        "batch size per device": training_args.per_device_train_batch_size,
+        "learning rate": f"{training_args.learning_rate:g} ({training_args.lr_scheduler_type}, "
+        f"{training_args.warmup_steps:g} warm-up steps)",
+        "seed": training_args.seed,
+    }
 
 
 def check_replicas_in_sync(trainer: TDOSTrainer):
@@ -466,11 +525,11 @@ def main(argv: list[str] | None = None):
     specs: list[BenchmarkSpec] = [parse_benchmark_spec(text) for text in data_args.eval_benchmarks]
     train_source = open_training_source(data_args) if training_args.do_train else None
     paster = build_object_paster(data_args, training_args.seed) if training_args.do_train else None
-    for spec in specs if training_args.do_eval else []:
+    for spec in specs if training_args.do_eval or training_args.do_predict else []:
         options = synthetic_options(spec.name, data_args)
         datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True, **options)
 
-    model = build_model(model_args, training_args.seed)
+    model, tokenizer = build_model(model_args, training_args.seed)
     if training_args.world_size > 1 and training_args.do_train:
         model, converted = convert_sync_batchnorm(model)  # as the release under distributed training (docs/method.md §5)
         logger.info(f"{converted} BatchNorm layers converted to SyncBatchNorm")
@@ -496,8 +555,9 @@ def main(argv: list[str] | None = None):
         train_dataset=train_dataset,
         data_collator=collate_segmentation_batch,
     )
+    trainer.card_training = card_recipe(model_args, data_args, training_args)
     if training_args.do_train:
-        train(trainer, training_args, processor)
+        train(trainer, training_args, processor, tokenizer)
         check_replicas_in_sync(trainer)
 
     if training_args.do_eval:
@@ -511,6 +571,8 @@ def main(argv: list[str] | None = None):
             scale=None if data_args.eval_scale is None else tuple(data_args.eval_scale),
             inference_mode=data_args.inference_mode,
             num_overlays=data_args.num_overlays,
+            overlay_normalization=data_args.overlay_normalization,
+            overlay_range=None if data_args.overlay_range is None else tuple(data_args.overlay_range),
             bf16=training_args.bf16,
             accelerator=trainer.accelerator,
             smiyc_protocol=data_args.smiyc_protocol,
@@ -520,6 +582,22 @@ def main(argv: list[str] | None = None):
         )
         if trainer.is_world_process_zero():
             print(format_results_table(results), flush=True)
+            if training_args.do_train:  # the model card of the saved model, now with the evaluation results
+                trainer.create_model_card()
+
+    if training_args.do_predict and trainer.is_world_process_zero():
+        scale = None if data_args.eval_scale is None else tuple(data_args.eval_scale)
+        evaluator = BenchmarkEvaluator(
+            trainer.accelerator.unwrap_model(trainer.model), processor, Path(training_args.output_dir),
+            data_args.inference_mode, training_args.bf16, resize_order=data_args.eval_resize_order,
+            round_to_stride=data_args.eval_round_to_stride,
+        )  # fmt: skip
+        for spec in (spec for spec in specs if spec.name in TRACK_DATASETS):
+            dataset = datasets_scripts.load_benchmark(spec.name, spec.root, split=spec.split, streaming=True)
+            export_submission(
+                evaluator, spec.name, dataset, data_args.smiyc_export, data_args.smiyc_method,
+                scale=scale or TEST_SCALES[spec.name], max_samples=data_args.max_eval_samples,
+            )  # fmt: skip
 
     if training_args.push_to_hub and trainer.is_world_process_zero():
         trainer.push_to_hub(finetuned_from=model_args.model_name_or_path, tasks="image-segmentation")

@@ -7,9 +7,14 @@ extras = {
     "coco": ["pycocotools>=2.0"],
     "train": ["kornia>=0.7"],
     "triton": ["triton>=3.0"],  # deformable_attention_kernel="triton" on CUDA; the tests run it under its interpreter
+    "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.2"],
+    "smiyc": ["h5py>=3.8"],
+    "app": ["gradio>=5"],
+    "browser": ["selenium>=4.20"],  # the web demo's browser test (with Debian's chromium + chromium-driver)
 }
 extras["test"] = sorted(
-    {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"} | {p for k in ("rn50", "plots", "coco", "train", "triton") for p in extras[k]}
+    {"pytest>=8", "scikit-learn>=1.4", "open_clip_torch>=2.24"}
+    | {p for k in ("rn50", "plots", "coco", "train", "triton", "onnx", "smiyc") for p in extras[k]}
 )
 extras["dev"] = extras["test"] + ["ruff"]
 
@@ -46,6 +51,7 @@ setup(
             "tdos-ood-words=tdos.ood_prompts:main",
             "tdos-datasets=datasets_scripts.cli:main",
             "tdos-predict=tdos.predict:main",
+            "tdos-export-onnx=tdos.export_onnx:main",
         ]
     },
 )

@@ -1,7 +1,7 @@
 """`tdos-datasets inspect NAME [ROOT]`: what a benchmark folder holds, the first thing to run when numbers look wrong.
 
-Prints the number of examples, their resolutions and the label value histogram, and writes a few image/label
-overlays as PNG files.
+Prints the number of examples, their resolutions and the label value histogram, and writes a few overlay panels
+(image | ground truth, `datasets_scripts.panels`) as PNG files.
 """
 
 import argparse
@@ -17,19 +17,10 @@ import numpy as np
 from PIL import Image
 
 from . import BENCHMARKS, benchmark_kind, load_benchmark
+from .panels import overlay_panel, panel_title
 
 
 logger = logging.getLogger(__name__)
-
-# Cityscapes trainId colours, then 19 (OOD object) in magenta.
-SEMANTIC_PALETTE = np.array(
-    [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-     (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
-     (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32), (255, 0, 255)],
-    dtype=np.uint8,
-)  # fmt: skip
-OOD_PALETTE = np.array([(0, 160, 0), (255, 0, 0)], dtype=np.uint8)  # in-distribution, anomaly
-VOID_COLOUR = np.array((0, 0, 0), dtype=np.uint8)
 
 
 @dataclass
@@ -43,33 +34,18 @@ class Inspection:
     overlays: list = field(default_factory=list)
 
 
-def colourise(label: np.ndarray, kind: str) -> np.ndarray:
-    """RGB picture of a label map (void / unknown values black)."""
-    palette = SEMANTIC_PALETTE if kind == "semantic" else OOD_PALETTE
-    colours = np.tile(VOID_COLOUR, (256, 1))
-    colours[: len(palette)] = palette
-    return colours[label]
-
-
-def write_png_atomically(array: np.ndarray, path: Path) -> None:
+def write_png_atomically(image: Image.Image, path: Path) -> None:
     """Writes a PNG under a temporary name in the same folder (permissions from the umask), then renames it into
     place; on error the temporary file is removed and the error propagates. (`tdos.atomic_io` does the same for the
     model side; it is not imported here so that the datasets never load the model package.)"""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as handle:
-            Image.fromarray(array).save(handle, format="PNG")
+            image.save(handle, format="PNG")
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-def _overlay(image: np.ndarray, label: np.ndarray, kind: str) -> np.ndarray:
-    """Image and label blended half and half, stacked above the label picture."""
-    colours = colourise(label, kind)
-    blend = (image.astype(np.uint16) + colours) // 2
-    return np.concatenate([blend.astype(np.uint8), colours], axis=0)
 
 
 def inspect_benchmark(
@@ -101,7 +77,8 @@ def inspect_benchmark(
         found.histogram += np.bincount(label.ravel(), minlength=256)
         if output_dir is not None and len(found.overlays) < num_overlays:
             path = output_dir / f"{name}_{example['id'].replace('/', '_')}_overlay.png"
-            write_png_atomically(_overlay(image, label, kind), path)
+            panel = overlay_panel(image, ground_truth=label, ground_truth_kind=kind, title=panel_title(example["id"]))
+            write_png_atomically(panel, path)
             found.overlays.append(path)
     return found
 
@@ -137,9 +114,9 @@ def main(argv: Optional[list] = None) -> None:
     inspect.add_argument("name", choices=sorted(BENCHMARKS))
     inspect.add_argument("root", nargs="?", help="benchmark folder (none for 'synthetic')")
     inspect.add_argument("--split", help="split to read (default: the benchmark's usual one)")
-    inspect.add_argument("--output-dir", help="where to write overlay PNGs (none written without it)")
+    inspect.add_argument("--output-dir", help="where to write overlay panels (PNG; none written without it)")
     inspect.add_argument("--max-images", type=int, help="stop after this many examples")
-    inspect.add_argument("--num-overlays", type=int, default=4, help="overlays to write (default 4)")
+    inspect.add_argument("--num-overlays", type=int, default=4, help="overlay panels to write (default 4)")
     inspect.add_argument("--layout", help="layout name where a benchmark ships in several")
     inspect.add_argument(
         "--option", type=_parse_option, action="append", default=[], metavar="KEY=VALUE",

@@ -22,6 +22,7 @@ _LAZY_NAMES = {
     "TDOSImageProcessor": "image_processing_tdos",
     "TDOSImageProcessorPil": "image_processing_tdos",
     "TDOSForOODSegmentation": "modeling_tdos",
+    "TDOSForSemanticSegmentation": "modeling_tdos",
     "TDOSOutput": "modeling_tdos",
     "TDOSPreTrainedModel": "modeling_tdos",
     "OODSegmentationPipeline": "pipeline_tdos",

@@ -40,12 +40,12 @@ def register() -> None:
 
             from .configuration_tdos import TDOSConfig
             from .image_processing_tdos import TDOSImageProcessor, TDOSImageProcessorPil
-            from .modeling_tdos import TDOSForOODSegmentation
+            from .modeling_tdos import TDOSForOODSegmentation, TDOSForSemanticSegmentation
             from .pipeline_tdos import OODSegmentationPipeline
 
             AutoConfig.register(TDOSConfig.model_type, TDOSConfig, exist_ok=True)
             AutoModel.register(TDOSConfig, TDOSForOODSegmentation, exist_ok=True)
-            AutoModelForSemanticSegmentation.register(TDOSConfig, TDOSForOODSegmentation, exist_ok=True)
+            AutoModelForSemanticSegmentation.register(TDOSConfig, TDOSForSemanticSegmentation, exist_ok=True)
             # Saved folders carry `auto_map` and the code, so they load with trust_remote_code=True without tdos.
             TDOSConfig.register_for_auto_class()
             TDOSForOODSegmentation.register_for_auto_class("AutoModel")

@@ -1,11 +1,13 @@
 """Evaluation of a TDOS model on road-anomaly benchmarks: the glue between `datasets_scripts` (frames),
 `TDOSForOODSegmentation.predict` (anomaly and semantic maps) and `tdos.evaluation` (streaming metrics).
 
-Per benchmark it writes, under `OUTPUT_DIR/eval/NAME/`, PR and ROC curves, a few anomaly overlays, and adds the
-numbers to `OUTPUT_DIR/eval_results.json` (results of other benchmarks already there are kept; replacing those of a
-benchmark takes `overwrite=True`). OOD benchmarks (labels 0/1/255) get AUROC, AP, FPR95 and, for the SMIYC tracks,
-the component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel metrics when their labels contain
-OOD objects (trainId 19).
+Per benchmark it writes, under `OUTPUT_DIR/eval/NAME/`, PR and ROC curves, overlay panels of the first frames
+(`overlay_000.png`, ...: image | heat map | mask at the benchmark's best-F1 threshold | ground truth, with the frame's
+AP; `datasets_scripts.panels`; the heat maps of a benchmark share one colour range, by default its 0.1 %..99.9 %
+score quantiles), and adds the numbers to `OUTPUT_DIR/eval_results.json` (results of other benchmarks already there
+are kept; replacing those of a benchmark takes `overwrite=True`). OOD benchmarks (labels 0/1/255) get AUROC, AP,
+FPR95 and, for the SMIYC tracks, the component metrics; semantic benchmarks (trainIds) get mIoU, plus the OOD pixel
+metrics when their labels contain OOD objects (trainId 19).
 
 Every result names its `protocol` (see `tdos.evaluation.PixelOODMetrics`): the SMIYC tracks use the official SMIYC
 protocol by default (`smiyc_protocol="smiyc"`: float16 scores, per-frame percentile bins, and the component metrics
@@ -35,11 +37,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import datasets_scripts
+from datasets_scripts.panels import NORMALIZATIONS, overlay_panel, panel_title
 
-from .evaluation import ComponentOODMetrics, PixelOODMetrics, SemanticIoUMetrics, plot_curves
 from .atomic_io import write_atomically
+from .evaluation import ComponentOODMetrics, PixelOODMetrics, PixelOODResult, SemanticIoUMetrics, plot_curves
 from .modeling_tdos_ood_slot import anomaly_score_from_semantic
-from .predict import heat_map_overlay
+from .overlays import anomaly_value_range, benchmark_value_range, frame_average_precision, save_panel
 
 
 logger = logging.getLogger(__name__)
@@ -124,6 +127,8 @@ class BenchmarkEvaluator:
         bf16=False,
         num_overlays=4,
         smiyc_protocol="smiyc",
+        overlay_normalization="fixed",
+        overlay_range=None,
         resize_order: str = "semantic_map",
         round_to_stride: bool = False,
     ):
@@ -140,6 +145,32 @@ class BenchmarkEvaluator:
         self.num_overlays = num_overlays
         self.resize_order = resize_order
         self.size_divisor = model.config.input_stride if round_to_stride else 1
+        if overlay_normalization not in NORMALIZATIONS:
+            raise ValueError(f"overlay_normalization must be one of {NORMALIZATIONS}, got {overlay_normalization!r}")
+        self.overlay_normalization = overlay_normalization
+        if overlay_range is not None and (len(overlay_range) != 2 or not overlay_range[1] > overlay_range[0]):
+            raise ValueError(f"overlay_range must be (low, high) with high > low, got {overlay_range}")
+        self.overlay_range = None if overlay_range is None else tuple(overlay_range)
+
+    def write_panels(self, folder: Path, frames: list[dict], pixel_result: PixelOODResult | None, kind: str) -> None:
+        """One overlay panel per kept frame: the mask column at the benchmark's best-F1 threshold, the heat map over
+        `overlay_range`, else the benchmark's score range (`benchmark_value_range`), else the score's natural range."""
+        config = self.model.config
+        value_range, range_name = self.overlay_range, "--overlay_range"
+        if value_range is None and pixel_result is not None:
+            value_range, range_name = benchmark_value_range(pixel_result), "benchmark's 0.1-99.9 % quantiles"
+        if value_range is None:
+            value_range = anomaly_value_range(config.anomaly_score, config.num_id_classes)
+            range_name = f"{config.anomaly_score} range"
+        threshold = None if pixel_result is None else pixel_result.best_threshold
+        for index, frame in enumerate(frames):
+            title = panel_title(frame["id"], frame_average_precision(frame["anomaly"], frame["binary"]))
+            panel = overlay_panel(
+                frame["image"], frame["anomaly"], threshold=threshold, threshold_name="best-F1 threshold",
+                ground_truth=frame["label"], ground_truth_kind=kind, value_range=value_range,
+                normalization=self.overlay_normalization, range_name=range_name, title=title,
+            )  # fmt: skip
+            save_panel(panel, folder / f"overlay_{index:03d}.png")
 
     @torch.no_grad()
     def predict(self, image, target_size: tuple[int, int], scale: tuple[int, int] | None):
@@ -176,6 +207,7 @@ class BenchmarkEvaluator:
         pixel = PixelOODMetrics(protocol=protocol)
         semantic_iou = SemanticIoUMetrics(num_classes=ood_label_id, ignore_index=IGNORE_INDEX)
         frames = 0
+        kept = []  # the frames drawn as panels once the best-F1 threshold is known
         with tempfile.TemporaryDirectory(dir=folder, prefix=".scores-") as cache:
             for index, example in enumerate(tqdm(islice(dataset, max_samples), desc=f"eval {spec.key}", unit="img")):
                 label = np.asarray(example["label"])
@@ -189,12 +221,15 @@ class BenchmarkEvaluator:
                 if track is not None:
                     np.save(os.path.join(cache, f"{index}.npy"), anomaly.astype(np.float16))
                 if index < self.num_overlays:
-                    overlay = heat_map_overlay(example["image"], anomaly)
-                    write_atomically(folder / f"overlay_{index:03d}.png", lambda f: overlay.save(f, format="PNG"))
+                    kept.append(
+                        {"id": str(example["id"]), "image": example["image"].convert("RGB"), "anomaly": anomaly,
+                         "binary": binary, "label": label}
+                    )  # fmt: skip
                 frames += 1
             if frames == 0:
                 raise ValueError(f"benchmark {spec.key} yielded no frames")
             results = {"frames": frames, "protocol": protocol}
+            pixel_result = None
             if pixel.num_frames:
                 pixel_result = pixel.compute()
                 results.update(pixel_result.to_dict())
@@ -205,6 +240,7 @@ class BenchmarkEvaluator:
                         scores = np.load(os.path.join(cache, f"{index}.npy")).astype(np.float32)
                         components.update(scores, np.asarray(example["label"]), frame_id=example["id"])
                     results.update(components.compute().to_dict())
+            self.write_panels(folder, kept, pixel_result, kind)
             if kind == "semantic":
                 results.update(semantic_iou.compute().to_dict())
         return results
@@ -250,6 +286,8 @@ def evaluate_benchmarks(
     accelerator=None,
     smiyc_protocol: str = "smiyc",
     overwrite: bool = False,
+    overlay_normalization: str = "fixed",
+    overlay_range: tuple[float, float] | None = None,
     resize_order: str = "semantic_map",
     round_to_stride: bool = False,
 ) -> dict[str, dict]:
@@ -258,15 +296,17 @@ def evaluate_benchmarks(
     `output_dir/eval_results.json` atomically after each benchmark, so finished benchmarks survive a later failure;
     results of other benchmarks already in the file are kept, and results of the same benchmarks are replaced only
     with `overwrite` (see `check_results_file`). `smiyc_protocol` is the protocol of the SMIYC tracks (`"smiyc"`, the
-    official one, or `"exact"`); `resize_order` and `round_to_stride`: see [`BenchmarkEvaluator`]. Returns
+    official one, or `"exact"`). `overlay_normalization` is the heat maps' colour scale in the panels: `"fixed"` (one
+    range for all frames of a benchmark: `overlay_range`, by default the benchmark's 0.1 %..99.9 % score quantiles)
+    or `"image"` (each frame's min..max). `resize_order` and `round_to_stride`: see [`BenchmarkEvaluator`]. Returns
     `{benchmark: {metric: value}}` of this run.
     """
     results: dict[str, dict] = {}
     if accelerator is None or accelerator.is_main_process:
         stored = check_results_file(output_dir, specs, overwrite)
         evaluator = BenchmarkEvaluator(
-            model, processor, output_dir, inference_mode, bf16, num_overlays, smiyc_protocol, resize_order,
-            round_to_stride,
+            model, processor, output_dir, inference_mode, bf16, num_overlays, smiyc_protocol, overlay_normalization,
+            overlay_range, resize_order, round_to_stride,
         )  # fmt: skip
         path = Path(output_dir) / RESULTS_FILE
         for spec in specs:

@@ -464,4 +464,21 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         return from_clip_module.build_from_clip(cls, clip, tokenizer, ood_bands, config, **overrides)
 
 
-__all__ = ["TDOSForOODSegmentation", "TDOSPreTrainedModel", "TDOSOutput"]
+class TDOSForSemanticSegmentation(TDOSForOODSegmentation):
+    """
+    What the stock `pipeline("image-segmentation")` loads (`AutoModelForSemanticSegmentation`; saved folders map it
+    here): the same model and weights as [`TDOSForOODSegmentation`], except that `forward` at inference (eval mode, no
+    `labels`, no `prompt_embeddings`), the call the stock pipeline makes, is [`~TDOSForOODSegmentation.predict`]: the
+    configured `inference_mode` (sliding window in the paper's recipe) and the semantic map at the input size, instead
+    of one whole-image pass at mask resolution. Training (with `labels`) and the window passes `predict` makes (with
+    `prompt_embeddings`) run the [`TDOSForOODSegmentation`] forward.
+    """
+
+    def forward(self, pixel_values, labels=None, return_dict=None, prompt_embeddings=None, **kwargs):
+        if labels is None and prompt_embeddings is None and not self.training:
+            output = self.predict(pixel_values)
+            return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
+        return super().forward(pixel_values, labels, return_dict=return_dict, prompt_embeddings=prompt_embeddings, **kwargs)
+
+
+__all__ = ["TDOSForOODSegmentation", "TDOSForSemanticSegmentation", "TDOSPreTrainedModel", "TDOSOutput"]

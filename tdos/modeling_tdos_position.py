@@ -4,7 +4,8 @@ and of the masked-attention decoder, and the deformable attention's reference po
 They depend only on a feature map's shape, device and dtype, so sliding-window inference (18 windows of one size for
 a 2048x1024 image) and training at a fixed crop would otherwise rebuild the same few maps in every forward
 (transformers' own `build_sine_position_embedding` keeps one map, which the three levels evict in turn). The last
-`MAX_CACHED_MAPS` maps of each kind are kept; 0 turns the sharing off (the benchmarks compare both).
+`MAX_CACHED_MAPS` maps of each kind are kept; 0 turns the sharing off (the benchmarks compare both). While a graph is
+traced for export or compilation the maps are computed in the graph instead, so their sizes stay symbolic.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 import torch
-from transformers.models.mask2former.modeling_mask2former import (
-    Mask2FormerPixelDecoderEncoderOnly,
-    Mask2FormerSinePositionEmbedding,
-)
+from transformers.models.mask2former.modeling_mask2former import Mask2FormerSinePositionEmbedding
 
 
 MAX_CACHED_MAPS = 8
 
 
+def _tracing() -> bool:
+    """Whether the forward is being traced (ONNX / `torch.export` / `torch.compile` / TorchScript tracing)."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
+    return exporting or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
 def _remembered(cache: OrderedDict, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """`cache[key]`, computed and stored (least recently used entries dropped) if missing; always computed when
     `MAX_CACHED_MAPS` is 0."""
-    if MAX_CACHED_MAPS <= 0:
+    if MAX_CACHED_MAPS <= 0 or _tracing():
         return compute()
     if key in cache:
         cache.move_to_end(key)
@@ -55,16 +59,24 @@ _REFERENCE_POINTS: OrderedDict = OrderedDict()
 
 
 def reference_points(spatial_shapes_list: list[tuple[int, int]], batch: int, device, dtype) -> torch.Tensor:
-    """The deformable attention's reference points `(batch, keys, levels, 2)`: every key's pixel centre, normalised
-    to [0, 1] on its level (no padding, so every valid ratio is 1), as transformers' `get_reference_points`."""
-    shapes = tuple((int(height), int(width)) for height, width in spatial_shapes_list)
-    key = (shapes, batch, torch.device(device), dtype)
+    """The deformable attention's reference points `(batch, keys, levels, 2)`: the normalised `(x, y)` centre of every
+    cell of every level, repeated for each level (no padding, so every valid ratio is 1). The values of transformers'
+    `get_reference_points` (tested), written with `arange`: its `linspace` is exported to ONNX with the example's
+    length, which would pin the graph to one input size."""
 
     def compute() -> torch.Tensor:
-        valid_ratios = torch.ones(batch, len(shapes), 2, device=device, dtype=dtype)
-        return Mask2FormerPixelDecoderEncoderOnly.get_reference_points(list(shapes), valid_ratios, device)
+        points = []
+        for height, width in spatial_shapes_list:
+            rows = (torch.arange(height, dtype=dtype, device=device) + 0.5) / height
+            columns = (torch.arange(width, dtype=dtype, device=device) + 0.5) / width
+            grid_y, grid_x = torch.meshgrid(rows, columns, indexing="ij")
+            points.append(torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), -1))
+        return torch.cat(points)[None, :, None].expand(batch, -1, len(spatial_shapes_list), -1)
 
-    return _remembered(_REFERENCE_POINTS, key, compute)
+    if _tracing():
+        return compute()
+    shapes = tuple((int(height), int(width)) for height, width in spatial_shapes_list)
+    return _remembered(_REFERENCE_POINTS, (shapes, batch, torch.device(device), dtype), compute)
 
 
 __all__ = ["MAX_CACHED_MAPS", "TDOSSinePositionEmbedding", "reference_points"]

@@ -24,6 +24,7 @@ from transformers import Trainer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .model_card import write_model_card
 from .optimization import get_parameter_groups, get_release_poly_schedule
 
 
@@ -281,14 +282,23 @@ def collate_segmentation_batch(examples: list[dict[str, torch.Tensor]]) -> dict[
 
 
 class TDOSTrainer(Trainer):
-    """`Trainer` with TDOS's per-module parameter groups (docs/method.md §5), a log of every loss term and, when its arguments
-    say `lr_schedule="release_poly"` (the default of `run_ood_segmentation.py`), the released warm-up + poly schedule
-    ([`get_release_poly_schedule`], docs/method.md §5) with `warmup_steps`, `lr_scheduler_kwargs` `lr_end` / `power` and
-    `warmup_start_factor`."""
+    """`Trainer` with TDOS's per-module parameter groups (docs/method.md §5), a log of every loss term, the TDOS model
+    card (`tdos.model_card`) where `Trainer` writes its generic one (`push_to_hub` calls `create_model_card`;
+    `card_training`: the recipe lines of the card) and, when its arguments say `lr_schedule="release_poly"` (the
+    default of `run_ood_segmentation.py`), the released warm-up + poly schedule ([`get_release_poly_schedule`],
+    docs/method.md §5) with `warmup_steps`, `lr_scheduler_kwargs` `lr_end` / `power` and `warmup_start_factor`."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._loss_terms: dict[str, list[float]] = {}
+        self.card_training: dict = {}
+
+    def create_model_card(self, **kwargs):
+        """Writes `output_dir/README.md` with the evaluation results of `output_dir/eval_results.json`."""
+        if self.is_world_process_zero():
+            model = self.accelerator.unwrap_model(self.model)
+            model_id = self.args.hub_model_id or self.args.output_dir
+            write_model_card(self.args.output_dir, model, model_id=model_id, training=self.card_training)
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:

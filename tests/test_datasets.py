@@ -388,8 +388,8 @@ def test_cli_inspect_prints_counts_and_writes_overlays(tmp_path, capsys):
     assert "| 13 |" in printed and "| 255 |" in printed and "| 19 |" not in printed
     overlays = sorted((tmp_path / "out").iterdir())
     assert [path.suffix for path in overlays] == [".png", ".png"]
-    with Image.open(overlays[0]) as overlay:
-        assert overlay.size == (WIDTH, 2 * HEIGHT)
+    with Image.open(overlays[0]) as overlay:  # image | ground truth panel
+        assert overlay.mode == "RGB" and overlay.width > 2 * overlay.height
 
 
 def test_cli_inspect_synthetic_options_and_errors(tmp_path, capsys):

@@ -111,3 +111,31 @@ def test_pipeline_uses_the_processor_scale(inference_dir, image_path, monkeypatc
     monkeypatch.setattr(pipe.model, "predict", lambda pixel_values, **k: shapes.append(pixel_values.shape) or predict(pixel_values, **k))
     pipe(str(image_path))
     assert shapes == [torch.Size([1, 3, 48, 128])]
+
+
+def test_stock_pipeline_runs_the_configured_inference_mode_and_agrees_on_the_anomaly(inference_dir, image_path):
+    """The stock pipeline loads TDOSForSemanticSegmentation, whose inference forward is `predict` (the tiny model is
+    configured to slide); at the same threshold its "ood" segment is the ood-segmentation pipeline's anomaly mask."""
+    from tdos import TDOSForSemanticSegmentation
+
+    ours = pipeline("ood-segmentation", model=str(inference_dir), trust_remote_code=True)
+    reference = ours(str(image_path))
+    threshold = float(np.quantile(reference["anomaly_score"], 0.7))
+    expected = np.asarray(ours(str(image_path), threshold=threshold)["anomaly_mask"]) == 255
+    processor = TDOSImageProcessor.from_pretrained(inference_dir, anomaly_threshold=threshold)
+    stock = pipeline("image-segmentation", model=str(inference_dir), trust_remote_code=True, image_processor=processor)
+    assert isinstance(stock.model, TDOSForSemanticSegmentation) and stock.model.config.inference_mode == "slide"
+    calls = []
+    predict = stock.model.predict
+    stock.model.predict = lambda pixel_values, **kwargs: calls.append(pixel_values.shape) or predict(pixel_values, **kwargs)
+    segments = stock(str(image_path))
+    assert calls == [torch.Size([1, 3, 48, 128])]  # one predict call per image, at the processor's scale
+    (anomaly,) = [segment for segment in segments if segment["label"] == "ood"]
+    mask = np.asarray(anomaly["mask"]) == 255
+    np.testing.assert_array_equal(mask, expected)
+    assert anomaly["score"] == pytest.approx(float(reference["anomaly_score"][mask].mean()), rel=1e-5)
+    # training and the window passes still run the plain forward (mask-resolution logits)
+    pixel_values = torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        window = stock.model(pixel_values, prompt_embeddings=stock.model.compute_text_embeddings())
+    assert window.class_queries_logits is not None and window.semantic_map.shape[-2:] == (32, 64)

@@ -8,7 +8,7 @@ from conftest import build_tiny_model
 from PIL import Image
 
 from tdos import TDOSImageProcessor
-from tdos.predict import heat_map_overlay, main
+from tdos.predict import main
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_folder_with_a_corrupt_file(model_dir, image_folder, tmp_path, caplog):
         score = np.load(out / f"{stem}_anomaly.npy")
         assert score.dtype == np.float32 and score.shape == size
         overlay, semantic, mask = (Image.open(out / f"{stem}_{kind}.png") for kind in ("overlay", "semantic", "mask"))
-        assert overlay.mode == "RGB" and overlay.size == size[::-1]
+        assert overlay.mode == "RGB" and overlay.width >= 3 * 400  # image | heat map | mask, 400 px per column
         assert semantic.mode == "P" and semantic.size == size[::-1] and np.asarray(semantic).max() < 20
         np.testing.assert_array_equal(np.asarray(mask) == 255, score >= 0.05)
     assert not list(out.rglob("broken*")) and not list(out.rglob("*.tmp"))
@@ -68,10 +68,13 @@ def test_missing_inputs_and_no_images(model_dir, tmp_path, caplog):
     assert "nope.png: no such file or folder" in caplog.text
 
 
-def test_heat_map_overlay_is_red_where_scores_are_high():
-    image = Image.new("RGB", (4, 2), (0, 0, 255))
-    overlay = np.asarray(heat_map_overlay(image, np.array([[0, 0, 1, 1], [0, 0, 1, 1]], np.float32)))
-    assert tuple(overlay[0, 0]) == (0, 0, 255) and overlay[0, 3, 0] > 150 and overlay[0, 3, 2] < 110
+def test_overlay_panel_columns_and_normalization(model_dir, image_folder, tmp_path):
+    arguments = [str(image_folder / "d.png"), "--model", str(model_dir), "--output-dir"]
+    assert main(arguments + [str(tmp_path / "fixed")]) == 0
+    assert main(arguments + [str(tmp_path / "image"), "--overlay-normalization", "image", "--threshold", "0.05"]) == 0
+    fixed, per_image = (Image.open(tmp_path / kind / "d_overlay.png") for kind in ("fixed", "image"))
+    assert per_image.width > fixed.width  # the mask column
+    assert not np.array_equal(np.asarray(fixed)[:, : fixed.width // 2], np.asarray(per_image)[:, : fixed.width // 2])
 
 
 def test_module_entry_point_exit_code(model_dir, tmp_path):

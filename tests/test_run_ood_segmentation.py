@@ -79,9 +79,14 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
         assert 0.0 <= row[key] <= 1.0
     assert "| synthetic:anomaly | 3 |" in output
     folder = tmp_path / "eval" / "synthetic_anomaly"
-    assert len(list(folder.glob("overlay_*.png"))) == 2
+    panels = sorted(folder.glob("overlay_*.png"))
+    assert len(panels) == 2
+    with Image.open(panels[0]) as panel:  # image | heat map | best-F1 mask | ground truth
+        assert panel.mode == "RGB" and panel.width > 4 * panel.height
     assert (folder / "synthetic_anomaly_pr.png").is_file() and (folder / "synthetic_anomaly_roc.png").is_file()
     assert not list(folder.glob(".scores-*"))
+    card = (tmp_path / "README.md").read_text()  # the model card carries the evaluation and the recipe
+    assert "model-index:" in card and f"value: {row['average_precision']:.6g}" in card and "- steps: 3" in card
     # the saved folder is a complete model + processor that a pipeline loads
     from transformers import pipeline
 
@@ -90,8 +95,10 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
     size = json.loads((tmp_path / "preprocessor_config.json").read_text())["size"]
     assert (size["longest_edge"], size["shortest_edge"]) == (128, 64)  # --eval_scale is the saved processor's scale
     segmenter = pipeline("ood-segmentation", model=str(tmp_path), device="cpu", trust_remote_code=True)
-    prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)))
+    prediction = segmenter(Image.new("RGB", (128, 64), (90, 90, 90)), threshold=0.0, components=True, top_k=1)
     assert prediction["anomaly_score"].shape == (64, 128)
+    (component,) = prediction["components"]  # the saved tokenizer names it with a word of the OOD bands
+    assert component.area == 64 * 128 and len(component.words) == 1
 
 
 def test_the_readme_demo_script_runs_end_to_end_in_short(tmp_path):
