@@ -33,8 +33,9 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(input)
         channels = input.shape[1]
         dims = [0, *range(2, input.dim())]
-        count = input.new_full((1,), input.numel() / channels)
-        stats = all_reduce(torch.cat([input.sum(dims), (input * input).sum(dims), count]))
+        values = input.float()  # statistics in float32 also under bf16/fp16 autocast (and the float32 running buffers)
+        count = values.new_full((1,), input.numel() / channels)
+        stats = all_reduce(torch.cat([values.sum(dims), (values * values).sum(dims), count]))
         total = stats[-1]
         mean = stats[:channels] / total
         var = (stats[channels : 2 * channels] / total - mean * mean).clamp_min(0)
@@ -45,10 +46,10 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * total / (total - 1).clamp_min(1), momentum)
         shape = (1, channels) + (1,) * (input.dim() - 2)
-        output = (input - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        output = (values - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             output = output * self.weight.view(shape) + self.bias.view(shape)
-        return output
+        return output.to(input.dtype)
 
 
 def convert_sync_batchnorm(module: nn.Module) -> tuple[nn.Module, int]:
