@@ -508,16 +508,17 @@ def check_replicas_in_sync(trainer: TDOSTrainer):
 
 def main(argv: list[str] | None = None):
     parser = HfArgumentParser((ModelArguments, DataArguments, TDOSTrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+    from_command_line = argv is None
+    if from_command_line and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
         model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(sys.argv[1]))
     else:
-        argv = sys.argv[1:] if argv is None else argv
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=apply_recipe(argv))
+        arguments = sys.argv[1:] if from_command_line else argv
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=apply_recipe(arguments))
     setup_logging(training_args)
     try:
         check_arguments(model_args, data_args, training_args)
     except (ValueError, OSError) as error:
-        if argv is not None:  # called from Python: the caller gets the exception
+        if not from_command_line:  # called from Python: the caller gets the exception
             raise
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     set_seed(training_args.seed)
