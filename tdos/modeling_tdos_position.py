@@ -22,8 +22,12 @@ MAX_CACHED_MAPS = 8
 
 def _tracing() -> bool:
     """Whether the forward is being traced (ONNX / `torch.export` / `torch.compile` / TorchScript tracing)."""
-    exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
-    return exporting or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    return (
+        torch.compiler.is_exporting()
+        or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
+        or torch.jit.is_tracing()
+    )
 
 
 def _remembered(cache: OrderedDict, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
