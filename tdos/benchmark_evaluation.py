@@ -40,14 +40,13 @@ import datasets_scripts
 from datasets_scripts.panels import NORMALIZATIONS, overlay_panel, panel_title
 
 from .atomic_io import write_atomically
+from .configuration_tdos import IGNORE_INDEX
 from .evaluation import ComponentOODMetrics, PixelOODMetrics, PixelOODResult, SemanticIoUMetrics, plot_curves
 from .modeling_tdos_ood_slot import anomaly_score_from_semantic
 from .overlays import anomaly_value_range, benchmark_value_range, frame_average_precision, save_panel
 
 
 logger = logging.getLogger(__name__)
-
-IGNORE_INDEX = 255
 TEST_SCALES = {
     "cityscapes": (2048, 1024),
     "cityscapes_ood": (2048, 1024),

@@ -21,6 +21,7 @@ DEFORMABLE_ATTENTION_KERNELS = ("pytorch", "triton")
 BACKBONES = ("clip-vit", "clip-rn50")
 PROMPT_MODES = ("corrected", "release")
 RESNET_STRIDE = 32  # CLIP ModifiedResNet: stride of layer4 and of the attention-pool tokens
+IGNORE_INDEX = 255  # label value of ignored pixels (Cityscapes void), in training labels and loss
 
 
 def _scaled_feature_layers(num_layers: int) -> list[int]:

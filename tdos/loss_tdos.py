@@ -14,11 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.mask2former.modeling_mask2former import dice_loss, sample_point, sigmoid_cross_entropy_loss
 
-from .configuration_tdos import TDOSConfig
+from .configuration_tdos import IGNORE_INDEX, TDOSConfig
 from .modeling_tdos_ood_slot import reduce_score_map
-
-
-IGNORE_INDEX = 255
 
 
 def sample_uncertain_points(
@@ -166,4 +163,4 @@ class TDOSLoss(nn.Module):
         return loss, losses
 
 
-__all__ = ["IGNORE_INDEX", "TDOSLoss", "sample_uncertain_points"]
+__all__ = ["TDOSLoss", "sample_uncertain_points"]

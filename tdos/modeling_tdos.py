@@ -26,8 +26,8 @@ from transformers.models.mask2former.modeling_mask2former import (
 )
 from transformers.utils import ModelOutput, logging
 
-from .configuration_tdos import ANOMALY_SCORES, INFERENCE_MODES, TDOSConfig
-from .loss_tdos import IGNORE_INDEX, TDOSLoss
+from .configuration_tdos import ANOMALY_SCORES, IGNORE_INDEX, INFERENCE_MODES, TDOSConfig
+from .loss_tdos import TDOSLoss
 from .modeling_tdos_context_decoder import TDOSContextDecoder
 from .modeling_tdos_ood_slot import anomaly_score_from_semantic, merge_ood_slot, semantic_map_from_queries
 from .modeling_tdos_pixel_decoder import TDOSPixelDecoder

@@ -24,13 +24,12 @@ from transformers import Trainer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .configuration_tdos import IGNORE_INDEX
 from .model_card import write_model_card
 from .optimization import get_parameter_groups, get_release_poly_schedule
 
 
 logger = logging.getLogger(__name__)
-
-IGNORE_INDEX = 255
 
 
 def example_generator(seed: int, epoch: int, example_id: str) -> torch.Generator:
