@@ -15,7 +15,7 @@ CITYSCAPES_CLASSES = (
     "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
 )  # fmt: skip
 OOD_CLASS = "ood"
-ANOMALY_SCORES = ("ood_probability", "ood_logit", "rba")
+ANOMALY_SCORES = ("ood_probability", "ood_logit", "rba", "max_softmax")
 INFERENCE_MODES = ("slide", "whole")
 DEFORMABLE_ATTENTION_KERNELS = ("pytorch", "triton")
 BACKBONES = ("clip-vit", "clip-rn50")
@@ -92,6 +92,9 @@ class TDOSConfig(PreTrainedConfig):
         vision_feature_layers (`list[int]`, *optional*):
             Four 0-based image-tower layers whose outputs feed the simple FPN (strides 4, 8, 16, 32). Defaults to
             `[3, 5, 7, 11]` scaled to the tower depth.
+        use_context_decoder (`bool`, *optional*, defaults to `True`):
+            Refine the text embeddings with the visual context, `T' = T + gamma * ContextDecoder(T, visual context)`.
+            `False` (an ablation) builds no context decoder: the decoders and the score map use `T` itself.
         context_decoder_hidden_size (`int`, *optional*, defaults to 256):
             Width of the context decoder that refines the text embeddings with the visual context.
         context_decoder_num_heads (`int`, *optional*, defaults to 4):
@@ -159,8 +162,9 @@ class TDOSConfig(PreTrainedConfig):
             Scale `alpha` of the query noise.
         anomaly_score (`str`, *optional*, defaults to `"ood_probability"`):
             Per-pixel anomaly score: `"ood_probability"` (softmax over the semantic map, OOD channel),
-            `"ood_logit"` (the OOD channel of the semantic map) or `"rba"` (minus the sum of tanh of the
-            in-distribution channels).
+            `"ood_logit"` (the OOD channel of the semantic map), `"rba"` (minus the sum of tanh of the
+            in-distribution channels) or `"max_softmax"` (minus the largest softmax probability over the
+            in-distribution channels: the closed-set maximum-softmax-probability baseline, blind to the OOD channel).
         inference_mode (`str`, *optional*, defaults to `"slide"`):
             `"slide"` (sliding windows of `crop_size` with `stride`, overlap-averaged) or `"whole"`.
         crop_size (`int`, *optional*, defaults to 512):
@@ -202,6 +206,7 @@ class TDOSConfig(PreTrainedConfig):
     prompt_mode: str = "corrected"
     anchor_template: str = "a clean origami of a {}"
     vision_feature_layers: list[int] | None = None
+    use_context_decoder: bool = True
     context_decoder_hidden_size: int = 256
     context_decoder_num_heads: int = 4
     context_decoder_num_layers: int = 3

@@ -155,7 +155,8 @@ class TDOSPreTrainedModel(PreTrainedModel):
             init.trunc_normal_(module.contexts, std=1.0, a=-2.0, b=2.0)
             init.normal_(module.negative_prompts, std=1.0)
         elif isinstance(module, TDOSForOODSegmentation):
-            init.trunc_normal_(module.context_gamma, std=1.0, a=-2.0, b=2.0)
+            if module.context_gamma is not None:
+                init.trunc_normal_(module.context_gamma, std=1.0, a=-2.0, b=2.0)
             self._init_release_parts(module)
         elif isinstance(module, nn.MultiheadAttention):
             init.xavier_uniform_(module.in_proj_weight)
@@ -179,7 +180,8 @@ class TDOSPreTrainedModel(PreTrainedModel):
 
 
     def _init_release_parts(self, model: TDOSForOODSegmentation):
-        for linear in (m for m in model.context_decoder.modules() if isinstance(m, nn.Linear)):
+        context_decoder = model.context_decoder.modules() if model.context_decoder is not None else ()
+        for linear in (m for m in context_decoder if isinstance(m, nn.Linear)):
             init.trunc_normal_(linear.weight, std=self.config.initializer_range)
             if linear.bias is not None:
                 init.zeros_(linear.bias)
@@ -226,8 +228,11 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         self.reference_image_encoder = image_encoder_class(config) if config.train_image_tower else None
         self.text_encoder = TDOSTextEncoder(config)
         self.prompt_learner = TDOSPromptLearner(config)
-        self.context_decoder = TDOSContextDecoder(config)
-        self.context_gamma = nn.Parameter(torch.empty(config.projection_dim))
+        if config.use_context_decoder:
+            self.context_decoder = TDOSContextDecoder(config)
+            self.context_gamma = nn.Parameter(torch.empty(config.projection_dim))
+        else:  # ablation: the pixel and transformer decoders see the text embeddings T themselves
+            self.context_decoder = self.context_gamma = None
         if config.backbone == "clip-rn50":
             self.feature_pyramid = TDOSResNetFeaturePyramid(config)
         else:
@@ -330,9 +335,12 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         text = self.compute_text_embeddings() if prompt_embeddings is None else prompt_embeddings
 
         # context decoder: T' = T + gamma * Delta T (B, K, C), and the score map of dense embeddings against T'
-        visual_context = torch.cat([global_embedding, dense.flatten(2).transpose(1, 2)], 1)
         text = text.expand(pixel_values.shape[0], -1, -1)
-        text_embeddings = text + self.context_gamma * self.context_decoder(text, visual_context)
+        if self.context_decoder is not None:
+            visual_context = torch.cat([global_embedding, dense.flatten(2).transpose(1, 2)], 1)
+            text_embeddings = text + self.context_gamma * self.context_decoder(text, visual_context)
+        else:
+            text_embeddings = text
         score_map = torch.einsum(
             "bchw,bkc->bkhw", F.normalize(dense, dim=1), F.normalize(text_embeddings, dim=-1)
         )
@@ -403,7 +411,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             inference_mode (`str`, *optional*):
                 `"slide"` or `"whole"`; defaults to `config.inference_mode`.
             anomaly_score (`str`, *optional*):
-                `"ood_probability"`, `"ood_logit"` or `"rba"`; defaults to `config.anomaly_score`.
+                `"ood_probability"`, `"ood_logit"`, `"rba"` or `"max_softmax"`; defaults to `config.anomaly_score`.
             window_batch_size (`int`, *optional*, defaults to 1):
                 Windows per forward pass in `"slide"` mode. One at a time is the fastest on the CPU (measured by
                 `benchmarks/bench_inference.py`: 6 at a time took 1.2x (fp32) and 1.6x (bf16) as long, at 1.7-1.8x

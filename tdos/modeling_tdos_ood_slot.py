@@ -35,7 +35,9 @@ def anomaly_score_from_semantic(semantic_map: torch.Tensor, method: str, ood_lab
         return semantic_map[:, ood_label_id]
     if method == "rba":
         return -torch.tanh(semantic_map[:, :ood_label_id]).sum(1)
-    raise ValueError(f"unknown anomaly score {method!r}; expected ood_probability, ood_logit or rba")
+    if method == "max_softmax":
+        return -semantic_map[:, :ood_label_id].softmax(1).amax(1)
+    raise ValueError(f"unknown anomaly score {method!r}; expected ood_probability, ood_logit, rba or max_softmax")
 
 
 

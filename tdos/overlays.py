@@ -21,13 +21,18 @@ def anomaly_value_range(method: str, num_id_classes: int) -> tuple[float, float]
 
     - `"ood_probability"` (softmax probability of the OOD channel) and `"ood_logit"` (the OOD channel of the
       semantic map, a sum of class probability x mask probability that stays near [0, 1]): `(0, 1)`;
-    - `"rba"` (`-sum tanh` over the `num_id_classes - 1` known classes of non-negative scores): `(-(K_id - 1), 0)`.
+    - `"rba"` (`-sum tanh` over the `num_id_classes - 1` known classes of non-negative scores): `(-(K_id - 1), 0)`;
+    - `"max_softmax"` (minus the largest of `num_id_classes - 1` softmax probabilities): `(-1, -1 / (K_id - 1))`.
     """
     if method in ("ood_probability", "ood_logit"):
         return 0.0, 1.0
     if method == "rba":
         return -float(num_id_classes - 1), 0.0
-    raise ValueError(f"no colour range for anomaly score {method!r}; expected ood_probability, ood_logit or rba")
+    if method == "max_softmax":
+        return -1.0, -1.0 / (num_id_classes - 1)
+    raise ValueError(
+        f"no colour range for anomaly score {method!r}; expected ood_probability, ood_logit, rba or max_softmax"
+    )
 
 
 def benchmark_value_range(result: PixelOODResult, quantiles=BENCHMARK_RANGE_QUANTILES) -> tuple[float, float] | None:

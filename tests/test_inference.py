@@ -93,11 +93,22 @@ def test_text_branch_runs_once_per_call(eval_model, monkeypatch):
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize("method", ["ood_probability", "ood_logit", "rba"])
+@pytest.mark.parametrize("method", ["ood_probability", "ood_logit", "rba", "max_softmax"])
 def test_anomaly_score_from_the_averaged_semantic_map(eval_model, method):
     output = eval_model.predict(torch.randn(1, 3, 64, 100), anomaly_score=method)
     expected = anomaly_score_from_semantic(output.semantic_map, method, 19)
     torch.testing.assert_close(output.anomaly_score, expected)
+
+
+def test_max_softmax_ranks_a_confident_known_class_below_an_undecided_pixel():
+    semantic_map = torch.zeros(1, 20, 1, 2)
+    semantic_map[0, 3, 0, 0] = 1.0  # pixel 0: class 3; pixel 1: all known classes alike
+    semantic_map[0, 19] = 5.0  # the OOD channel is not looked at
+    score = anomaly_score_from_semantic(semantic_map, "max_softmax", 19)[0, 0]
+    assert score[0] < score[1]
+    torch.testing.assert_close(score[1], torch.tensor(-1 / 19))
+    with pytest.raises(ValueError, match="expected ood_probability, ood_logit, rba or max_softmax"):
+        anomaly_score_from_semantic(semantic_map, "entropy", 19)
 
 
 def test_defaults_come_from_the_config(eval_model):

@@ -338,6 +338,26 @@ def test_without_ood_prompts_the_model_builds_trains_and_predicts(tiny_batch):
     assert model.eval().predict(pixel_values).anomaly_score.shape == (2, 64, 128)
 
 
+def test_without_the_context_decoder_the_decoders_see_the_text_embeddings_themselves(tiny_batch, tmp_path):
+    model = build_tiny_model(use_context_decoder=False)
+    assert model.context_decoder is None and model.context_gamma is None
+    assert not [name for name, _ in model.named_parameters() if "context_decoder" in name or "context_gamma" in name]
+    pixel_values, labels = tiny_batch
+    outputs = model.train()(pixel_values, labels=labels)
+    assert torch.isfinite(outputs.loss)
+    outputs.loss.backward()
+    model.eval()
+    seen = []
+    model.pixel_decoder.register_forward_hook(lambda module, inputs, output: seen.append(inputs[1]))
+    prediction = model.predict(pixel_values)
+    text = model.compute_text_embeddings()
+    torch.testing.assert_close(seen[0][0], text)  # T, not T + gamma * Delta T
+    model.save_pretrained(tmp_path)
+    reloaded = TDOSForOODSegmentation.from_pretrained(tmp_path).eval()
+    assert reloaded.context_decoder is None
+    torch.testing.assert_close(reloaded.predict(pixel_values).anomaly_score, prediction.anomaly_score)
+
+
 def test_clip_weights_that_do_not_fit_are_refused(tiny_model):
     from tdos.from_clip import load_clip_weights
     from tdos.random_clip import random_clip

@@ -96,6 +96,7 @@ def test_frame_average_precision_and_benchmark_range():
     low, high = benchmark_value_range(metrics.compute())
     assert np.mean(scores < low) <= 0.002 and np.mean(scores > high) <= 0.002 and high - low > 0.5
     assert anomaly_value_range("ood_probability", 20) == (0.0, 1.0) and anomaly_value_range("rba", 20) == (-19.0, 0.0)
+    assert anomaly_value_range("max_softmax", 20) == (-1.0, -1.0 / 19)
 
 
 def test_datasets_cli_and_panels_do_not_import_torch():
