@@ -48,6 +48,7 @@ from tdos.recipes import apply_recipe, recipes_help
 from tdos.sync_batch_norm import SyncBatchNorm, convert_sync_batchnorm
 from tdos.smiyc_export import TRACK_DATASETS, export_submission, submission_path
 from tdos.training import TDOSTrainer, TrainingStream, TrainTransform, collate_segmentation_batch, last_complete_checkpoint
+from tdos.training_progress import PLOT_FILE, plot_training_progress
 
 
 logger = logging.getLogger(__name__)
@@ -468,6 +469,19 @@ def train(trainer: TDOSTrainer, training_args: TrainingArguments, processor: TDO
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
+    if trainer.is_world_process_zero():
+        write_training_progress(trainer.state.log_history, Path(training_args.output_dir) / PLOT_FILE)
+
+
+def write_training_progress(log_history: list[dict], path: Path):
+    """The loss-terms and learning-rate plot next to the model; a missing matplotlib or a run too short to log
+    leaves a warning, not a failed training run."""
+    try:
+        plot_training_progress(log_history, path, title=path.parent.name)
+    except (ImportError, ValueError) as error:
+        logger.warning(f"no {path.name}: {error}")
+    else:
+        logger.info(f"training progress plot: {path}")
 
 
 def card_recipe(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments) -> dict:

@@ -85,6 +85,8 @@ def test_train_then_evaluate_writes_model_results_plots_and_overlays(tmp_path):
         assert panel.mode == "RGB" and panel.width > 4 * panel.height
     assert (folder / "synthetic_anomaly_pr.png").is_file() and (folder / "synthetic_anomaly_roc.png").is_file()
     assert not list(folder.glob(".scores-*"))
+    with Image.open(tmp_path / "training_progress.png") as plot:  # loss terms and learning rate of the 3 steps
+        assert plot.format == "PNG" and plot.width > plot.height
     card = (tmp_path / "README.md").read_text()  # the model card carries the evaluation and the recipe
     assert "model-index:" in card and f"value: {row['average_precision']:.6g}" in card and "- steps: 3" in card
     # the saved folder is a complete model + processor that a pipeline loads
@@ -113,6 +115,7 @@ def test_the_readme_demo_script_runs_end_to_end_in_short(tmp_path):
     assert json.loads((tmp_path / "demo" / "eval_results.json").read_text())["synthetic:anomaly"]["frames"] == 3
     assert (tmp_path / "demo" / "model.safetensors").is_file()
     assert (tmp_path / "demo" / "eval" / "synthetic_anomaly" / "synthetic_anomaly_pr.png").is_file()
+    assert f"PR/ROC curves and overlay panels: {tmp_path / 'demo'}/eval/synthetic_anomaly/" in result.stdout
 
 
 def test_rn50_backbone_trains_and_evaluates_through_the_script(tmp_path):
