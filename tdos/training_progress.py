@@ -15,8 +15,6 @@ from .atomic_io import write_atomically
 
 PLOT_FILE = "training_progress.png"
 STATE_FILE = "trainer_state.json"
-# Logged keys that are not loss terms of the training loss
-_NOT_LOSS_TERMS = {"grad_norm", "learning_rate", "epoch", "step"}
 
 
 def read_log_history(path: Union[str, os.PathLike]) -> list[dict]:
@@ -45,7 +43,8 @@ def loss_series(log_history: list[dict]) -> dict[str, tuple[list[int], list[floa
         if "loss" not in entry or "step" not in entry:
             continue
         for name, value in entry.items():
-            if (name == "learning_rate" or name not in _NOT_LOSS_TERMS) and isinstance(value, (int, float)):
+            plotted = name in ("loss", "learning_rate") or name.startswith("loss_")
+            if plotted and isinstance(value, (int, float)):
                 steps, values = series.setdefault(name, ([], []))
                 steps.append(int(entry["step"]))
                 values.append(float(value))

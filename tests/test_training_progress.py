@@ -11,7 +11,7 @@ from tdos.training_progress import loss_series, plot_training_progress, read_log
 
 
 HISTORY = [
-    {"loss": 40.0, "grad_norm": 9.0, "learning_rate": 1e-3, "loss_cls": 5.0, "loss_mask": 2.0, "epoch": 0.1,
+    {"loss": 40.0, "grad_norm": 9.0, "learning_rate": 1e-3, "loss_cls": 5.0, "loss_mask": 2.0, "num_tokens": 8,
      "step": 50},
     {"loss": 20.0, "grad_norm": 30.0, "learning_rate": 5e-4, "loss_cls": 1.0, "loss_mask": 0.0, "epoch": 0.2,
      "step": 100},
