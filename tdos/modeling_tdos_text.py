@@ -32,8 +32,9 @@ class TDOSTextEncoder(nn.Module):
         hidden_states = inputs_embeds
         if add_position_embeddings:
             hidden_states = hidden_states + self.text_model.embeddings.position_embedding.weight[:length]
-        causal_mask = torch.full((length, length), torch.finfo(hidden_states.dtype).min, device=hidden_states.device)
-        causal_mask = causal_mask.triu(1).to(hidden_states.dtype)[None, None]
+        dtype = hidden_states.dtype
+        causal_mask = torch.full((length, length), torch.finfo(dtype).min, dtype=dtype, device=hidden_states.device)
+        causal_mask = causal_mask.triu(1)[None, None]
         hidden_states = self.text_model.encoder(inputs_embeds=hidden_states, attention_mask=causal_mask)
         hidden_states = self.text_model.final_layer_norm(hidden_states.last_hidden_state)
         pooled = hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), eos_positions]
