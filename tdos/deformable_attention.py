@@ -3,16 +3,19 @@
 `TDOSMultiscaleDeformableAttention` is transformers' `Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention`
 (same parameters and checkpoint keys) whose sampling core is chosen by `config.deformable_attention_kernel`:
 
-* `"pytorch"` (default): `multi_scale_deformable_attention` below, one `grid_sample` per level as transformers' own
-  function, but each level's samples are weighted and summed as they come instead of stacking all levels and points
-  into one `(batch * heads, dim, queries, levels * points)` tensor first (measured by
-  `benchmarks/bench_inference.py`; equal to transformers' function up to float rounding, see
-  `tests/test_deformable_attention.py`).
+* `"pytorch"` (default): in training, export and on accelerators `multi_scale_deformable_attention` below, one
+  `grid_sample` per level as transformers' own function, but each level's samples are weighted and summed as they
+  come instead of stacking all levels and points into one `(batch * heads, dim, queries, levels * points)` tensor
+  first. Where nothing needs a gradient on the CPU (inference), `gathered_deformable_attention` instead: the four
+  corners of every bilinear sample are gathered from zero-bordered level maps and summed with their weights by one
+  `F.embedding_bag`, in float32 whatever the input dtype (several times faster than `grid_sample` on the CPU, see
+  `benchmarks/bench_inference.py`). Both equal transformers' function up to float rounding
+  (`tests/test_deformable_attention.py`).
 * `"triton"`: the Triton kernels of `deformable_attention_triton.py` on CUDA tensors. The CPU, TorchScript tracing,
   ONNX and `torch.export` use the `"pytorch"` path instead, as does a machine without Triton (with one warning).
 
-Imports only torch, transformers, `.configuration_tdos` and (lazily, on CUDA) `.deformable_attention_triton`, for
-remote code.
+Imports only torch, transformers, `.configuration_tdos`, `.modeling_tdos_position` and (lazily, on CUDA)
+`.deformable_attention_triton`, for remote code.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from transformers.models.mask2former.modeling_mask2former import (
 from transformers.utils import logging
 
 from .configuration_tdos import DEFORMABLE_ATTENTION_KERNELS
+from .modeling_tdos_position import is_tracing
 
 
 logger = logging.get_logger(__name__)
@@ -56,7 +60,8 @@ def multi_scale_deformable_attention(
     weights = attention_weights.transpose(1, 2).flatten(0, 1)  # (batch * heads, queries, levels, points)
     output, dtype = None, weights.dtype
     for level, (height, width) in enumerate(spatial_shapes_list):
-        level_value = values[level].permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width)
+        # contiguous: the CPU grid_sample returns NaNs for some non-contiguous bfloat16 inputs (torch 2.14)
+        level_value = values[level].permute(0, 2, 3, 1).reshape(batch * heads, head_dim, height, width).contiguous()
         sampled = F.grid_sample(
             level_value, grids[:, :, level], mode="bilinear", padding_mode="zeros", align_corners=False
         )  # (batch * heads, head_dim, queries, points)
@@ -67,7 +72,76 @@ def multi_scale_deformable_attention(
     return output.to(dtype).view(batch, heads * head_dim, num_queries).transpose(1, 2).contiguous()
 
 
+def gathered_deformable_attention(
+    value: torch.Tensor,
+    spatial_shapes_list: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """
+    `multi_scale_deformable_attention` as one weighted gather: every bilinear sample is the weighted sum of its four
+    corner cells, so the attention output of a (query, head) is a weighted sum of `levels * points * 4` rows of the
+    value maps, which `F.embedding_bag(mode="sum")` computes without materialising the samples. Each level map gets a
+    zero border (1 cell before, 2 after) and the sample coordinates are clamped to it, which reproduces
+    `grid_sample`'s zero padding exactly; the coordinates and corner weights are computed as `grid_sample` computes
+    them. Runs in float32 (float64 for float64 inputs); returns the inputs' promoted dtype. Same arguments and result
+    as `multi_scale_deformable_attention`; the module uses it only where nothing needs a gradient.
+    """
+    batch, _, heads, head_dim = value.shape
+    num_queries = sampling_locations.shape[1]
+    device, compute_dtype = value.device, torch.promote_types(value.dtype, torch.float32)
+    tables, starts, cells = [], [], 0
+    for (height, width), level_value in zip(
+        spatial_shapes_list, value.split([height * width for height, width in spatial_shapes_list], dim=1)
+    ):
+        level_map = level_value.to(compute_dtype).reshape(batch, height, width, heads * head_dim)
+        tables.append(F.pad(level_map, (0, 0, 1, 2, 1, 2)).flatten(1, 2))  # (batch, (h + 3) * (w + 3), heads * dim)
+        starts.append(cells)
+        cells += (height + 3) * (width + 3)
+    table = torch.cat(tables, 1).view(-1, head_dim)  # one row per (image, bordered cell, head)
+
+    # per-level constants (levels, 1), broadcast against (batch, queries, heads, levels, points)
+    shapes = torch.tensor(spatial_shapes_list, dtype=compute_dtype, device=device)
+    heights, widths = shapes[:, :1], shapes[:, 1:]  # (levels, 1)
+    first_cells = torch.tensor(starts, dtype=compute_dtype, device=device)[:, None]
+    # grid_sample's unnormalisation (align_corners=False) of its [-1, 1] grid, clamped into the zero border
+    grids = 2 * sampling_locations.to(compute_dtype) - 1
+    x = torch.minimum((((grids[..., 0] + 1) * widths - 1) / 2).clamp_(min=-1), widths)
+    y = torch.minimum((((grids[..., 1] + 1) * heights - 1) / 2).clamp_(min=-1), heights)
+    left, top = x.floor(), y.floor()
+    west, east, north, south = (left + 1) - x, x - left, (top + 1) - y, y - top
+    # every bag (image, query, head) lists its corners as (corner, level, point): north-west, north-east, south-west,
+    # south-east, weighted as grid_sample weights them
+    weights = attention_weights.to(compute_dtype)
+    corner_weights = torch.stack((north * west, north * east, south * west, south * east), 3)
+    corner_weights *= weights[:, :, :, None]
+    # a NaN coordinate gets a valid row and a NaN weight, so a NaN output
+    cell = ((top + 1) * (widths + 3) + (left + 1) + first_cells).nan_to_num_(0).long()
+    north_west = cell.mul_(heads).add_(
+        torch.arange(batch, device=device).view(-1, 1, 1, 1, 1) * (cells * heads)
+        + torch.arange(heads, device=device).view(1, 1, -1, 1, 1)
+    )
+    south_west = north_west + (shapes[:, 1:].long() + 3) * heads  # one bordered map row further
+    indices = torch.stack((north_west, north_west + heads, south_west, south_west + heads), 3)
+    output = F.embedding_bag(
+        indices.view(batch * num_queries * heads, -1),  # (batch, queries, heads, 4, levels, points)
+        table,
+        per_sample_weights=corner_weights.view(batch * num_queries * heads, -1),
+        mode="sum",
+    )
+    dtype = torch.promote_types(value.dtype, attention_weights.dtype)
+    return output.to(dtype).view(batch, num_queries, heads * head_dim)
+
+
 _warned_without_triton = False
+
+
+def _gather_usable(*inputs: torch.Tensor) -> bool:
+    """The gathered core runs on the CPU when no input needs a gradient, in eager code (export and compilation keep
+    `grid_sample`, whose ONNX / inductor lowerings exist)."""
+    if any(tensor.requires_grad for tensor in inputs) or is_tracing() or torch.jit.is_scripting():
+        return False
+    return all(tensor.device.type == "cpu" for tensor in inputs)
 
 
 def _triton_kernel_usable(value: torch.Tensor) -> bool:
@@ -143,9 +217,11 @@ class TDOSMultiscaleDeformableAttention(Mask2FormerPixelDecoderEncoderMultiscale
             from .deformable_attention_triton import multi_scale_deformable_attention_triton
 
             output = multi_scale_deformable_attention_triton(value, spatial_shapes_list, locations, weights)
+        elif _gather_usable(value, locations, weights):
+            output = gathered_deformable_attention(value, spatial_shapes_list, locations, weights)
         else:
             output = multi_scale_deformable_attention(value, spatial_shapes_list, locations, weights)
         return self.output_proj(output)
 
 
-__all__ = ["TDOSMultiscaleDeformableAttention", "multi_scale_deformable_attention"]
+__all__ = ["TDOSMultiscaleDeformableAttention", "gathered_deformable_attention", "multi_scale_deformable_attention"]

@@ -20,7 +20,7 @@ from transformers.models.mask2former.modeling_mask2former import Mask2FormerSine
 MAX_CACHED_MAPS = 8
 
 
-def _tracing() -> bool:
+def is_tracing() -> bool:
     """Whether the forward is being traced (ONNX / `torch.export` / `torch.compile` / TorchScript tracing)."""
     return (
         torch.compiler.is_exporting()
@@ -33,7 +33,7 @@ def _tracing() -> bool:
 def _remembered(cache: OrderedDict, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """`cache[key]`, computed and stored (least recently used entries dropped) if missing; always computed when
     `MAX_CACHED_MAPS` is 0."""
-    if MAX_CACHED_MAPS <= 0 or _tracing():
+    if MAX_CACHED_MAPS <= 0 or is_tracing():
         return compute()
     if key in cache:
         cache.move_to_end(key)
@@ -77,10 +77,10 @@ def reference_points(spatial_shapes_list: list[tuple[int, int]], batch: int, dev
             points.append(torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), -1))
         return torch.cat(points)[None, :, None].expand(batch, -1, len(spatial_shapes_list), -1)
 
-    if _tracing():
+    if is_tracing():
         return compute()
     shapes = tuple((int(height), int(width)) for height, width in spatial_shapes_list)
     return _remembered(_REFERENCE_POINTS, (shapes, batch, torch.device(device), dtype), compute)
 
 
-__all__ = ["MAX_CACHED_MAPS", "TDOSSinePositionEmbedding", "reference_points"]
+__all__ = ["MAX_CACHED_MAPS", "TDOSSinePositionEmbedding", "is_tracing", "reference_points"]

@@ -85,3 +85,83 @@ def test_triton_kernel_config_predicts_like_pytorch_on_the_cpu_and_can_be_switch
     with pytest.raises(ValueError, match="got 'cuda'"):
         triton_model.set_deformable_attention_kernel("cuda")
 
+
+
+def gathered_inputs(batch=2, heads=4, head_dim=8, points=4, seed=3, spread=3.0):
+    """Inputs of the gathered core: locations from well outside to well inside every level, and exactly on the
+    first and last cell centres and borders."""
+    generator = torch.Generator().manual_seed(seed)
+    keys = sum(h * w for h, w in SHAPES)
+    value = torch.randn(batch, keys, heads, head_dim, generator=generator)
+    locations = torch.rand(batch, keys, heads, len(SHAPES), points, 2, generator=generator) * spread - (spread - 1) / 2
+    locations[:, :4, ..., 0] = torch.tensor([0.0, 1.0, 0.5 / 5, 1 - 0.5 / 5])[:, None, None, None]  # borders, centres
+    weights = torch.rand(batch, keys, heads, len(SHAPES), points, generator=generator)
+    return value, locations, weights
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_gathered_core_matches_transformers_inside_outside_and_on_the_borders(dtype):
+    from tdos.deformable_attention import gathered_deformable_attention
+
+    value, locations, weights = (tensor.to(dtype) for tensor in gathered_inputs())
+    # the reference in float64 on the same (rounded) inputs: the gathered core computes in float32
+    expected = transformers_deformable_attention(value.double(), SHAPES, locations.double(), weights.double())
+    output = gathered_deformable_attention(value, SHAPES, locations, weights)
+    assert output.dtype == dtype and output.shape == expected.shape and output.is_contiguous()
+    tolerance = {torch.float64: 1e-10, torch.float32: 1e-5, torch.bfloat16: 2e-2}[dtype]  # bf16: the output rounding
+    torch.testing.assert_close(output.double(), expected, atol=tolerance, rtol=tolerance)
+    far_away = locations.clone()
+    far_away[..., 0] = 7.5  # every sample right of every level: grid_sample's zero padding
+    assert gathered_deformable_attention(value, SHAPES, far_away, weights).abs().max() == 0
+
+
+def test_gathered_core_gives_nan_only_where_a_location_is_nan():
+    from tdos.deformable_attention import gathered_deformable_attention
+
+    value, locations, weights = gathered_inputs()
+    locations[1, 7, 2, 1, 3, 0] = float("nan")
+    output = gathered_deformable_attention(value, SHAPES, locations, weights).view(2, -1, 4, 8)
+    assert output[1, 7, 2].isnan().all()
+    output[1, 7, 2] = 0
+    assert torch.isfinite(output).all()
+
+
+def test_module_uses_the_gathered_core_only_for_cpu_inference(monkeypatch):
+    from tdos import deformable_attention
+
+    calls = []
+    original = deformable_attention.gathered_deformable_attention
+    monkeypatch.setattr(
+        deformable_attention, "gathered_deformable_attention", lambda *args: calls.append(1) or original(*args)
+    )
+    torch.manual_seed(0)
+    module = TDOSMultiscaleDeformableAttention(64, 4, 3, 4)
+    generator = torch.Generator().manual_seed(2)
+    keys = sum(h * w for h, w in SHAPES)
+    inputs = (torch.randn(2, keys, 64, generator=generator), torch.randn(2, keys, 64, generator=generator),
+              torch.rand(2, keys, 3, 2, generator=generator), SHAPES)  # fmt: skip
+    trained = module(*inputs)  # parameters need gradients: grid_sample
+    assert calls == [] and trained.requires_grad
+    module.requires_grad_(False)
+    inferred = module(*inputs)
+    assert calls == [1]
+    torch.testing.assert_close(inferred, trained.detach(), atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        traced = torch.jit.trace(lambda *tensors: module(*tensors, SHAPES), inputs[:3], check_trace=False)
+    assert calls == [1]  # tracing keeps grid_sample (export)
+    torch.testing.assert_close(traced(*inputs[:3]), trained.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_grid_sample_core_is_finite_in_bfloat16_where_the_cpu_grid_sample_of_a_strided_map_is_not():
+    """torch 2.14's CPU `grid_sample` returns NaNs for bfloat16 inputs that are non-contiguous views (the permuted
+    value maps of transformers' core) when samples fall outside the map; the project's core makes them contiguous."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(16, 16), (32, 32), (64, 64)]
+    keys = sum(h * w for h, w in shapes)
+    value = torch.randn(1, keys, 8, 32, generator=generator).bfloat16()
+    locations = (torch.rand(1, keys, 8, 3, 4, 2, generator=generator) * 1.6 - 0.3).bfloat16()
+    weights = torch.rand(1, keys, 8, 3, 4, generator=generator).softmax(-1).bfloat16()
+    output = multi_scale_deformable_attention(value, shapes, locations, weights)
+    assert torch.isfinite(output).all()
+    expected = transformers_deformable_attention(value.float(), shapes, locations.float(), weights.float())
+    assert (output.float() - expected).abs().mean() < 0.01  # bf16 coordinates and samples: no garbage

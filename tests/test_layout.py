@@ -21,4 +21,7 @@ def test_models_saved_before_the_layout_split_compute_the_same(name):
     actual = reference_outputs(model)
     assert sorted(actual) == sorted(expected)
     for key, value in expected.items():
-        torch.testing.assert_close(actual[key], value, rtol=1e-5, atol=1e-6, msg=lambda message: f"{key}: {message}")
+        # inference sums in another order since issue 16 (gathered deformable attention, folded lateral convolution):
+        # float rounding, which these sums over whole maps accumulate; training computes as it did
+        rtol, atol = (1e-5, 1e-6) if key.startswith("train.") else (1e-4, 1e-5)
+        torch.testing.assert_close(actual[key], value, rtol=rtol, atol=atol, msg=lambda message: f"{key}: {message}")
