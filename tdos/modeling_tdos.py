@@ -66,7 +66,8 @@ class TDOSOutput(ModelOutput):
         text_embeddings (`torch.FloatTensor` of shape `(batch, K, projection_dim)`):
             Text embeddings refined by the context decoder (`T'`).
         auxiliary_logits (`list[dict[str, torch.FloatTensor]]`, *optional*):
-            The merged class and mask logits of the earlier decoder predictions.
+            The merged class and mask logits of the earlier decoder predictions (unless `output_auxiliary_logits=False`
+            without labels).
     """
 
     loss: torch.FloatTensor | None = None
@@ -312,6 +313,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
         prompt_embeddings: torch.Tensor | None = None,
+        output_auxiliary_logits: bool = True,
         **kwargs,
     ) -> TDOSOutput | tuple:
         r"""
@@ -323,6 +325,9 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             The text branch's output `T` from [`~TDOSForOODSegmentation.compute_text_embeddings`], when the caller
             has computed it already (sliding-window inference passes it to every window batch); computed here
             otherwise.
+        output_auxiliary_logits (`bool`, *optional*, defaults to `True`):
+            Whether to merge the OOD slot of the earlier decoder predictions and return them as `auxiliary_logits`
+            (the loss always uses them; [`~TDOSForOODSegmentation.predict`] does not need them).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         config = self.config
@@ -348,14 +353,17 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
         # feature pyramid (RN50: the score map joins layer4), text-conditioned pixel decoder, transformer decoder
         if config.backbone == "clip-rn50":
             features = self.feature_pyramid(image.feature_maps, score_map)
-        else:
-            features = self.feature_pyramid(image.feature_maps)
-        pixel_output = self.pixel_decoder(features, text_embeddings)
+            pixel_output = self.pixel_decoder(features, text_embeddings)
+        else:  # the pixel decoder's lateral 1x1 convolution joins the pyramid's last transposed convolution
+            features = self.feature_pyramid(image.feature_maps, self.pixel_decoder.lateral_convolution[0])
+            pixel_output = self.pixel_decoder(features, text_embeddings, finest_projected=True)
         class_logits, mask_logits = self.transformer_decoder(
             text_embeddings, pixel_output.multi_scale_features, pixel_output.mask_features
         )
 
         # OOD-slot merge of every prediction, then the semantic map of the last one
+        if labels is None and not output_auxiliary_logits:
+            class_logits, mask_logits = class_logits[-1:], mask_logits[-1:]
         merged = [merge_ood_slot(c, m, ood_id) for c, m in zip(class_logits, mask_logits)]
         final_class, final_mask = merged[-1]
         semantic_map = semantic_map_from_queries(final_class, final_mask)
@@ -379,7 +387,7 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             anomaly_score=anomaly_score_from_semantic(semantic_map, config.anomaly_score, ood_id),
             score_map=score_map,
             text_embeddings=text_embeddings,
-            auxiliary_logits=[{"class_queries_logits": c, "masks_queries_logits": m} for c, m in merged[:-1]],
+            auxiliary_logits=[{"class_queries_logits": c, "masks_queries_logits": m} for c, m in merged[:-1]] or None,
         )
         return output if return_dict else output.to_tuple()
 

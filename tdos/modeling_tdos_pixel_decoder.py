@@ -12,7 +12,13 @@ from transformers.utils import ModelOutput
 
 from .configuration_tdos import TDOSConfig
 from .deformable_attention import TDOSMultiscaleDeformableAttention
-from .modeling_tdos_position import TDOSSinePositionEmbedding, reference_points
+from .modeling_tdos_position import TDOSSinePositionEmbedding, is_tracing, reference_points
+
+
+# Inference runs the FFN on chunks of this many tokens: its `(tokens, ffn_dim)` intermediates then stay below glibc's
+# largest mmap threshold (32 MB), so they are reused from the heap instead of being mapped and page-faulted afresh in
+# every layer (a 512x512 window has 5376 tokens: 44 MB in float32). Measured by benchmarks/bench_inference.py.
+FEED_FORWARD_CHUNK_TOKENS = 1024
 
 
 class TDOSPixelDecoderEncoderLayer(nn.Module):
@@ -40,8 +46,16 @@ class TDOSPixelDecoderEncoderLayer(nn.Module):
         hidden_states = self.self_attn_layer_norm(hidden_states + attended)
         attended, _ = self.cross_attn(hidden_states + position_embeddings, text_keys, text, need_weights=False)
         hidden_states = self.cross_attn_layer_norm(hidden_states + attended)
-        hidden_states = hidden_states + self.fc2(F.relu(self.fc1(hidden_states)))
+        if torch.is_grad_enabled() or is_tracing() or hidden_states.shape[1] <= FEED_FORWARD_CHUNK_TOKENS:
+            hidden_states = hidden_states + self.feed_forward(hidden_states)
+        else:  # inference: chunks of tokens (equal up to the rounding of products with fewer rows)
+            chunks = hidden_states.split(FEED_FORWARD_CHUNK_TOKENS, 1)
+            hidden_states = hidden_states + torch.cat([self.feed_forward(chunk) for chunk in chunks], 1)
         return self.final_layer_norm(hidden_states)
+
+    def feed_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        # ReLU in place: one (tokens, ffn_dim) buffer fewer (relu's backward needs only its output)
+        return self.fc2(F.relu(self.fc1(hidden_states), inplace=True))
 
 
 @dataclass
@@ -78,8 +92,11 @@ class TDOSPixelDecoder(nn.Module):
         )
         self.mask_projection = nn.Conv2d(dim, dim, kernel_size=1)
 
-    def forward(self, features: list[torch.Tensor], text_embeddings: torch.Tensor) -> TDOSPixelDecoderOutput:
-        """`features`: 4 maps, high to low resolution; `text_embeddings` `(B, K, C)`."""
+    def forward(
+        self, features: list[torch.Tensor], text_embeddings: torch.Tensor, finest_projected: bool = False
+    ) -> TDOSPixelDecoderOutput:
+        """`features`: 4 maps, high to low resolution; `text_embeddings` `(B, K, C)`. `finest_projected`: the finest
+        map comes already through `lateral_convolution[0]` (the ViT feature pyramid folds it in at inference)."""
         levels = features[:0:-1]  # the three coarsest, low to high resolution
         embeddings, positions = [], []
         for index, feature in enumerate(levels):
@@ -101,7 +118,8 @@ class TDOSPixelDecoder(nn.Module):
             states.transpose(1, 2).reshape(batch, -1, *shape)
             for states, shape in zip(hidden_states.split([h * w for h, w in spatial_shapes_list], 1), spatial_shapes_list)
         ]
-        finest = self.lateral_convolution(features[0])
+        lateral = self.lateral_convolution[1:] if finest_projected else self.lateral_convolution
+        finest = lateral(features[0])
         finest = finest + F.interpolate(outputs[-1], size=finest.shape[-2:], mode="bilinear", align_corners=False)
         mask_features = self.mask_projection(self.output_convolution(finest))
         return TDOSPixelDecoderOutput(mask_features=mask_features, multi_scale_features=tuple(outputs))

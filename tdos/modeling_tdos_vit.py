@@ -13,6 +13,7 @@ from transformers import CLIPVisionModel
 from transformers.utils import ModelOutput
 
 from .configuration_tdos import TDOSConfig
+from .modeling_tdos_position import is_tracing
 
 
 @dataclass
@@ -133,9 +134,35 @@ class TDOSSimpleFeaturePyramid(nn.Module):
         self.fpn2 = nn.ConvTranspose2d(width, width, kernel_size=2, stride=2)
         self.fpn4 = nn.MaxPool2d(kernel_size=2, stride=2)
 
-    def forward(self, feature_maps: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    def forward(
+        self, feature_maps: tuple[torch.Tensor, ...], finest_projection: nn.Conv2d | None = None
+    ) -> list[torch.Tensor]:
+        """The four maps, high to low resolution. `finest_projection`: a bias-free 1x1 convolution the caller applies
+        to the finest map next (the pixel decoder's lateral convolution); when given, the finest map is returned
+        projected by it. At inference (no gradients, no tracing) the projection is folded into fpn1's last
+        transposed convolution, both being linear: one transposed convolution straight to the projection's channels
+        replaces a full-width one and a 1x1 convolution on the largest map (equal up to float rounding)."""
         first, second, third, fourth = feature_maps
-        return [self.fpn1(first), self.fpn2(second), third, self.fpn4(fourth)]
+        finest, last = self.fpn1[:-1](first), self.fpn1[-1]
+        if finest_projection is None:
+            finest = last(finest)
+        elif torch.is_grad_enabled() or is_tracing():
+            finest = finest_projection(last(finest))
+        else:
+            finest = F.conv_transpose2d(finest, *fold_projection(last, finest_projection), stride=last.stride)
+        return [finest, self.fpn2(second), third, self.fpn4(fourth)]
+
+
+def fold_projection(transposed: nn.ConvTranspose2d, projection: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of the transposed convolution equal to `projection(transposed(x))`, for a bias-free 1x1
+    `projection` and a `transposed` convolution without padding; folded in float32 (or the weights' wider dtype)
+    outside autocast, cast back to the weights' dtype."""
+    dtype = torch.promote_types(transposed.weight.dtype, torch.float32)
+    with torch.autocast(transposed.weight.device.type, enabled=False):
+        matrix = projection.weight.flatten(1).to(dtype)  # (out, mid)
+        weight = torch.einsum("imab,om->ioab", transposed.weight.to(dtype), matrix)
+        bias = matrix @ transposed.bias.to(dtype)
+    return weight.to(transposed.weight.dtype), bias.to(transposed.bias.dtype)
 
 
 

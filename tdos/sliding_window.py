@@ -29,7 +29,8 @@ def semantic_map_at_input_size(model, pixel_values: torch.Tensor, prompt_embeddi
     padded_height = max(math.ceil(height / stride), 2) * stride
     padded_width = max(math.ceil(width / stride), 2) * stride
     padded = F.pad(pixel_values, (0, padded_width - width, 0, padded_height - height))
-    semantic_map = model(padded, prompt_embeddings=prompt_embeddings, return_dict=True).semantic_map
+    output = model(padded, prompt_embeddings=prompt_embeddings, output_auxiliary_logits=False, return_dict=True)
+    semantic_map = output.semantic_map
     semantic_map = F.interpolate(
         semantic_map.float(), size=(padded_height, padded_width), mode="bilinear", align_corners=False
     )

@@ -428,3 +428,64 @@ def test_from_clip_loads_folders_and_resizes_positions(tmp_path):
     expected = F.interpolate(grid, size=(8, 8), mode="bilinear", align_corners=False).permute(0, 2, 3, 1).reshape(64, -1)
     torch.testing.assert_close(positions[1:], expected)
     assert model.config.clip_config.vision_config.image_size == 64
+
+
+def test_pixel_decoder_feed_forward_in_chunks_at_inference_equals_the_whole(monkeypatch, tiny_model):
+    from tdos import modeling_tdos_pixel_decoder
+
+    layer = tiny_model.pixel_decoder.layers[0].eval()
+    dim = layer.fc1.in_features
+    inputs = [torch.randn(2, 50, dim, generator=torch.Generator().manual_seed(0)) for _ in range(2)]
+    inputs = (inputs[0], inputs[1], torch.rand(2, 50, 3, 2), [(2, 5), (4, 5), (2, 10)], torch.randn(2, 7, dim))
+    inputs = inputs + (inputs[-1],)
+    with torch.no_grad():
+        whole = layer(*inputs)
+        monkeypatch.setattr(modeling_tdos_pixel_decoder, "FEED_FORWARD_CHUNK_TOKENS", 7)  # 8 chunks, the last short
+        chunked = layer(*inputs)
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=1e-6)  # products of fewer rows may round differently
+    expected = layer.fc2(torch.relu(layer.fc1(inputs[0])))
+    assert torch.equal(layer.feed_forward(inputs[0]), expected)  # the in-place ReLU changes nothing
+
+
+def test_folded_lateral_convolution_equals_the_pyramid_then_the_lateral_convolution(tiny_model, tiny_batch):
+    from tdos.modeling_tdos_vit import fold_projection
+
+    pixel_values, _ = tiny_batch
+    tiny_model.eval()
+    lateral = tiny_model.pixel_decoder.lateral_convolution[0]
+    pyramid = tiny_model.feature_pyramid
+    maps = tiny_model.image_encoder(pixel_values).feature_maps
+    with torch.no_grad():
+        plain = tiny_model.feature_pyramid(maps)
+        folded = pyramid(maps, lateral)  # inference: folded
+    trained = pyramid(maps, lateral)  # gradients: the two convolutions in turn
+    assert trained[0].requires_grad
+    expected = lateral(plain[0])
+    assert folded[0].shape == expected.shape == (2, lateral.out_channels, *plain[0].shape[-2:])
+    torch.testing.assert_close(folded[0], expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(trained[0].detach(), expected)
+    for folded_map, plain_map in zip(folded[1:], plain[1:]):
+        assert torch.equal(folded_map, plain_map)
+    weight, bias = fold_projection(pyramid.fpn1[-1], lateral)
+    assert weight.shape == (pyramid.fpn1[-1].in_channels, lateral.out_channels, 2, 2)
+    assert bias.shape == (lateral.out_channels,)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fold_projection(pyramid.fpn1[-1], lateral)[0].dtype == torch.float32  # folded outside autocast
+    with torch.no_grad():
+        double = fold_projection(pyramid.fpn1[-1].double(), lateral.double())
+    assert double[0].dtype == torch.float64
+    torch.testing.assert_close(double[0].float(), weight)
+
+
+def test_forward_without_auxiliary_logits_gives_the_same_prediction(tiny_model, tiny_batch):
+    pixel_values, labels = tiny_batch
+    tiny_model.eval()
+    with torch.no_grad():
+        full = tiny_model(pixel_values)
+        lean = tiny_model(pixel_values, output_auxiliary_logits=False)
+        trained = tiny_model(pixel_values, labels=labels, output_auxiliary_logits=False)
+    assert lean.auxiliary_logits is None and len(full.auxiliary_logits) == tiny_model.config.decoder_layers
+    for key in ("class_queries_logits", "masks_queries_logits", "semantic_map", "anomaly_score"):
+        assert torch.equal(getattr(lean, key), getattr(full, key))
+    assert len(trained.auxiliary_logits) == tiny_model.config.decoder_layers  # the loss needs them: kept with labels
+    assert any(key.startswith("d0.") for key in trained.loss_dict)
