@@ -3,26 +3,36 @@ release-style baseline, each optimisation on its own, and all together, in one r
 
 Variants, each in a fresh subprocess (so its peak RSS is its own), timed once after a one-window warm-up:
   * release: every window recomputes the text branch (the original code's way), transformers' deformable-attention
-    core, decoder position maps rebuilt in every forward;
+    core (`grid_sample`), the pixel decoder's FFN as written (`fc2(relu(fc1(x)))`), decoder position maps rebuilt in
+    every forward;
   * text once: the text branch computed once per `predict` call (this project's `predict` before issue 16);
-  * text once + deformable core: + the pixel decoder's own sampling core (levels weighted as they are sampled,
-    no stacked `(batch*heads, dim, queries, levels*points)` tensor; `tdos/deformable_attention.py`);
+  * text once + gathered core: + the deformable attention's CPU inference core (`gathered_deformable_attention` in
+    `tdos/deformable_attention.py`: the four corners of every bilinear sample gathered and summed with their weights
+    by one `embedding_bag`, in float32, instead of one `grid_sample` per level);
+  * text once + lean FFN: + the pixel decoder's FFN with its ReLU in place and, at inference, on chunks of 1024
+    tokens (`tdos/modeling_tdos_pixel_decoder.py`);
+  * text once + folded lateral: + the pixel decoder's lateral 1x1 convolution folded into the ViT feature pyramid's
+    last transposed convolution at inference (`fold_projection` in `tdos/modeling_tdos_vit.py`);
+  * text once + last prediction only: + the OOD-slot merge of the last decoder prediction only, not of the 9
+    auxiliary ones, which `predict` does not read (`output_auxiliary_logits=False`);
   * text once + shared maps: + sine position maps and reference points computed once per shape and kept across
     windows (`tdos/modeling_tdos_position.py`);
-  * all: text once, deformable core and shared maps (`predict` as shipped now);
+  * all: every optimisation (`predict` as shipped now);
   * all, N windows per pass: the same with `--window-batch-size` windows per forward pass;
   * all + torch.compile (with `--compile`): the pixel and transformer decoders compiled by inductor; the warm-up
     window includes the compilation, reported on its own.
-Every variant's semantic map and anomaly score are compared with the release variant's (max abs difference).
+Every variant's semantic map and anomaly score are compared with the release variant's of the same dtype (max abs
+difference), and the float32 variants' semantic maps also with the release model run in float64 (the rounding error
+of each way).
 With `--profile`, the top-10 ops (self CPU time, one 512x512 window) of "text once" and of "all" are printed.
-`--paired` instead runs every window under each of release / text once / + deformable core / + shared maps / all in
-turn in one process (robust ratios on a loaded machine: a load change hits all of them alike).
+`--paired` instead runs every window under each of release / text once / each optimisation / all in turn in one
+process (robust ratios on a loaded machine: a load change hits all of them alike).
 FLOPs (torch.utils.flop_counter: one window forward and one text branch) are set against a measured matmul rate.
 
 The machine is shared and noisy: read the ratios of one run, not the absolute times.
 
 Usage: python benchmarks/bench_inference.py [--dtypes float32 bfloat16] [--compile] [--profile] [--window-batch-size 6]
-                                           [--size 1024 2048] [--paired]
+                                           [--size 1024 2048] [--paired] [--variants all ...]
 """
 
 from __future__ import annotations
@@ -44,21 +54,74 @@ from rss import peak_rss_mb  # noqa: E402
 from transformers.models.mask2former import modeling_mask2former  # noqa: E402
 
 from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-from tdos import deformable_attention, modeling_tdos_position, sliding_window  # noqa: E402
+from tdos import deformable_attention, modeling_tdos_pixel_decoder, modeling_tdos_position  # noqa: E402
+from tdos import modeling_tdos_vit, sliding_window  # noqa: E402
 from tdos.sliding_window import sliding_window_starts  # noqa: E402
 
 
-# variant -> (text once, own deformable core, shared maps, window batch, compile)
+OPTIMISATIONS = ("gathered core", "lean FFN", "folded lateral", "last prediction only", "shared maps")
+
+
+def variant_settings(text_once=True, optimisations=(), window_batch=1, compile_decoders=False) -> dict:
+    return {"text_once": text_once, "optimisations": optimisations, "window_batch": window_batch,
+            "compile": compile_decoders}  # fmt: skip
+
+
 VARIANTS = {
-    "release": (False, False, False, 1, False),
-    "text once": (True, False, False, 1, False),
-    "text once + deformable core": (True, True, False, 1, False),
-    "text once + shared maps": (True, False, True, 1, False),
-    "all": (True, True, True, 1, False),
-    "all, batched": (True, True, True, None, False),
-    "all + torch.compile": (True, True, True, 1, True),
+    "release": variant_settings(text_once=False),
+    "text once": variant_settings(),
+    **{f"text once + {name}": variant_settings(optimisations=(name,)) for name in OPTIMISATIONS},
+    "all": variant_settings(optimisations=OPTIMISATIONS),
+    "all, batched": variant_settings(optimisations=OPTIMISATIONS, window_batch=None),
+    "all + torch.compile": variant_settings(optimisations=OPTIMISATIONS, compile_decoders=True),
 }
 PROFILED = ("text once", "all")
+SHIPPED = {
+    "core": deformable_attention.multi_scale_deformable_attention,
+    "gather_usable": deformable_attention._gather_usable,
+    "feed_forward": modeling_tdos_pixel_decoder.TDOSPixelDecoderEncoderLayer.feed_forward,
+    "chunk": modeling_tdos_pixel_decoder.FEED_FORWARD_CHUNK_TOKENS,
+    "pyramid": modeling_tdos_vit.TDOSSimpleFeaturePyramid.forward,
+    "forward": TDOSForOODSegmentation.forward,
+    "maps": modeling_tdos_position.MAX_CACHED_MAPS,
+}
+
+
+def release_feed_forward(layer, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The pixel decoder's FFN as the release writes it: a fresh ReLU output, all tokens at once."""
+    return layer.fc2(torch.relu(layer.fc1(hidden_states)))
+
+
+def release_pyramid(pyramid, feature_maps, finest_projection=None) -> list[torch.Tensor]:
+    """The feature pyramid and the lateral convolution one after the other, as the release runs them."""
+    first, second, third, fourth = feature_maps
+    finest = pyramid.fpn1(first)
+    if finest_projection is not None:
+        finest = finest_projection(finest)
+    return [finest, pyramid.fpn2(second), third, pyramid.fpn4(fourth)]
+
+
+def every_prediction_forward(model, *args, output_auxiliary_logits=True, **kwargs):
+    """The forward merging the OOD slot of every decoder prediction, as the release does."""
+    return SHIPPED["forward"](model, *args, output_auxiliary_logits=True, **kwargs)
+
+
+def set_optimisations(enabled=OPTIMISATIONS) -> None:
+    """Turns the in-model optimisations named in `enabled` on and the others off (the release's ways) in this
+    process."""
+    deformable_attention.multi_scale_deformable_attention = (
+        SHIPPED["core"] if "gathered core" in enabled else modeling_mask2former.multi_scale_deformable_attention
+    )
+    deformable_attention._gather_usable = SHIPPED["gather_usable"] if "gathered core" in enabled else (lambda *_: False)
+    layer_class = modeling_tdos_pixel_decoder.TDOSPixelDecoderEncoderLayer
+    layer_class.feed_forward = SHIPPED["feed_forward"] if "lean FFN" in enabled else release_feed_forward
+    modeling_tdos_pixel_decoder.FEED_FORWARD_CHUNK_TOKENS = SHIPPED["chunk"] if "lean FFN" in enabled else sys.maxsize
+    pyramid_class = modeling_tdos_vit.TDOSSimpleFeaturePyramid
+    pyramid_class.forward = SHIPPED["pyramid"] if "folded lateral" in enabled else release_pyramid
+    TDOSForOODSegmentation.forward = (
+        SHIPPED["forward"] if "last prediction only" in enabled else every_prediction_forward
+    )
+    modeling_tdos_position.MAX_CACHED_MAPS = SHIPPED["maps"] if "shared maps" in enabled else 0
 
 
 def build_model() -> TDOSForOODSegmentation:
@@ -80,14 +143,11 @@ def recompute_text_per_window() -> None:
 
 def configure(variant: str) -> tuple[int | None, bool]:
     """Turns this worker's optimisations on or off; returns the window batch and whether to compile."""
-    text_once, own_core, shared_maps, window_batch, compile_decoders = VARIANTS[variant]
-    if not text_once:
+    settings = VARIANTS[variant]
+    if not settings["text_once"]:
         recompute_text_per_window()
-    if not own_core:
-        deformable_attention.multi_scale_deformable_attention = modeling_mask2former.multi_scale_deformable_attention
-    if not shared_maps:
-        modeling_tdos_position.MAX_CACHED_MAPS = 0
-    return window_batch, compile_decoders
+    set_optimisations(settings["optimisations"])
+    return settings["window_batch"], settings["compile"]
 
 
 def top_ops(model: TDOSForOODSegmentation, window: torch.Tensor, autocast) -> str:
@@ -107,6 +167,8 @@ def run_variant(variant: str, dtype: str, args: argparse.Namespace, output_path:
         model.pixel_decoder.compile()
         model.transformer_decoder.compile()
     pixel_values = torch.randn(1, 3, *args.size, generator=torch.Generator().manual_seed(0))
+    if dtype == "float64":  # the rounding reference
+        model, pixel_values = model.double(), pixel_values.double()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
         start = time.perf_counter()
@@ -125,7 +187,7 @@ def run_variant(variant: str, dtype: str, args: argparse.Namespace, output_path:
     return result
 
 
-PAIRED = ("release", "text once", "text once + deformable core", "text once + shared maps", "all")
+PAIRED = ("release", "text once", *(f"text once + {name}" for name in OPTIMISATIONS), "all")
 
 
 @torch.no_grad()
@@ -134,7 +196,6 @@ def run_paired(args, dtype: str) -> list[str]:
     from window to window), so that a load change on the shared machine hits all configurations alike. Returns the
     table rows: total seconds, ratios of totals, the median of the per-window ratios to "text once", and the
     largest difference of a window's semantic map to the release configuration's."""
-    original_core = deformable_attention.multi_scale_deformable_attention
     model = build_model()
     pixel_values = torch.randn(1, 3, *args.size, generator=torch.Generator().manual_seed(0))
     crop, stride = model.config.crop_size, model.config.stride
@@ -151,20 +212,15 @@ def run_paired(args, dtype: str) -> list[str]:
         for index, window in enumerate(windows):
             maps = {}
             for name in PAIRED[index % len(PAIRED) :] + PAIRED[: index % len(PAIRED)]:
-                text_once, own_core, shared_maps = VARIANTS[name][:3]
-                deformable_attention.multi_scale_deformable_attention = (
-                    original_core if own_core else modeling_mask2former.multi_scale_deformable_attention
-                )
-                modeling_tdos_position.MAX_CACHED_MAPS = 8 if shared_maps else 0
+                set_optimisations(VARIANTS[name]["optimisations"])
                 start = time.perf_counter()
-                if not text_once:
+                if not VARIANTS[name]["text_once"]:
                     model.reset_text_cache()
                 maps[name] = sliding_window.semantic_map_at_input_size(model, window, model.compute_text_embeddings())
                 seconds[name].append(time.perf_counter() - start)
             for name in PAIRED:
                 differences[name] = max(differences[name], (maps[name] - maps["release"]).abs().max().item())
-    deformable_attention.multi_scale_deformable_attention = original_core
-    modeling_tdos_position.MAX_CACHED_MAPS = 8
+    set_optimisations()
     rows = []
     for name in PAIRED:
         paired = sorted(a / b for a, b in zip(seconds["text once"], seconds[name]))
@@ -180,7 +236,8 @@ def run_paired(args, dtype: str) -> list[str]:
 def run_components(dtype: str, repeats: int = 9) -> list[str]:
     """Each optimisation at its own level, the two ways interleaved `repeats` times in this process (median
     seconds): the deformable-attention core on one 512x512 window's pixel-decoder shapes (levels 16^2, 32^2, 64^2,
-    8 heads of 32, 4 points), and the position maps and reference points one window's decoders ask for."""
+    8 heads of 32, 4 points), one pixel-decoder FFN on its 5376 tokens, and the position maps and reference points
+    one window's decoders ask for."""
     generator = torch.Generator().manual_seed(0)
     shapes = [(16, 16), (32, 32), (64, 64)]
     keys = sum(height * width for height, width in shapes)
@@ -188,6 +245,8 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
     locations = torch.rand(1, keys, 8, 3, 4, 2, generator=generator)
     weights = torch.rand(1, keys, 8, 3, 4, generator=generator).flatten(-2).softmax(-1).view(1, keys, 8, 3, 4)
     embedding = modeling_tdos_position.TDOSSinePositionEmbedding(num_position_features=128)
+    layer = build_model().pixel_decoder.layers[0]
+    tokens = torch.randn(1, keys, layer.fc1.in_features, generator=generator)
 
     def window_maps():
         for _ in range(2):  # the pixel decoder's and the transformer decoder's
@@ -195,15 +254,23 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
                 embedding(torch.Size([1, 256, height, width]), "cpu", torch.float32)
         modeling_tdos_position.reference_points(shapes, 1, "cpu", torch.float32)
 
+    def feed_forward():
+        chunk = modeling_tdos_pixel_decoder.FEED_FORWARD_CHUNK_TOKENS
+        return torch.cat([layer.feed_forward(part) for part in tokens.split(chunk, 1)], 1)
+
     def set_sharing(on: bool):
-        modeling_tdos_position.MAX_CACHED_MAPS = 8 if on else 0
+        modeling_tdos_position.MAX_CACHED_MAPS = SHIPPED["maps"] if on else 0
+
+    def set_lean_ffn(on: bool):
+        set_optimisations([name for name in OPTIMISATIONS if on or name != "lean FFN"])
 
     pairs = {
-        "deformable-attention core, one layer (transformers -> ours)": (
+        "deformable-attention core, one layer (transformers -> gathered)": (
             lambda: modeling_mask2former.multi_scale_deformable_attention(value, shapes, locations, weights),
-            lambda: deformable_attention.multi_scale_deformable_attention(value, shapes, locations, weights),
+            lambda: deformable_attention.gathered_deformable_attention(value, shapes, locations, weights),
             None,
         ),
+        "pixel-decoder FFN, one layer (release -> lean)": (feed_forward, feed_forward, set_lean_ffn),
         "position maps + reference points, one window (rebuilt -> shared)": (window_maps, window_maps, set_sharing),
     }
     rows = []
@@ -220,7 +287,7 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
                     times[index].append(time.perf_counter() - start)
             old, new = (sorted(t)[len(t) // 2] for t in times)
             rows.append(f"| {dtype} | {name} | {old * 1e3:.1f} | {new * 1e3:.1f} | {old / new:.2f}x |")
-    set_sharing(True)
+    set_optimisations()
     return rows
 
 
@@ -236,7 +303,8 @@ def run_in_subprocess(variant: str, dtype: str, args, output_path: Path) -> dict
 def max_differences(path: Path, reference: dict) -> tuple[float, float]:
     outputs = torch.load(path)
     return tuple(
-        (outputs[name].float() - reference[name].float()).abs().max().item() for name in ("semantic_map", "anomaly_score")
+        (outputs[name].double() - reference[name].double()).abs().max().item()
+        for name in ("semantic_map", "anomaly_score")
     )
 
 
@@ -255,6 +323,10 @@ def main(argv=None):
     parser.add_argument("--window-batch-size", type=int, default=6)
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=("float32", "bfloat16"))
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile variant")
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+        help="only these variants (release and text once always run: the ratios refer to them)",
+    )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="print the top-10 op tables")
     parser.add_argument("--paired", action="store_true", help="only the paired per-window comparison, in this process")
     parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "DTYPE", "OUTPUT"), help=argparse.SUPPRESS)
@@ -276,7 +348,9 @@ def main(argv=None):
         for dtype in args.dtypes:
             print("\n".join(run_components(dtype)), flush=True)
         return
-    variants = [name for name in VARIANTS if args.compile or not VARIANTS[name][4]]
+    variants = [name for name in VARIANTS if args.compile or not VARIANTS[name]["compile"]]
+    if args.variants:
+        variants = [name for name in VARIANTS if name in ("release", "text once") or name in args.variants]
     height, width = args.size
     windows = len(sliding_window_starts(height, 512, 341)) * len(sliding_window_starts(width, 512, 341))
     window_flops, text_flops = window_and_text_flops()
@@ -290,9 +364,14 @@ def main(argv=None):
         print(f"matmul ceiling {name}: {value / 1e9:.1f} GFLOP/s (2048x2048 matmul)")
     print()
     header = ("| dtype | variant | time (s) | release / this | vs text once | GFLOP | GFLOP/s | % of matmul ceiling "
-              "| peak RSS (GB) | max abs diff to release (semantic map / anomaly score) |")  # fmt: skip
-    rows, tables = [header, "|---" * 10 + "|"], []
+              "| peak RSS (GB) | max abs diff to release (semantic map / anomaly score) "
+              "| max abs diff to float64 (semantic map) |")  # fmt: skip
+    rows, tables = [header, "|---" * 11 + "|"], []
     with tempfile.TemporaryDirectory(prefix="bench_inference_") as folder:
+        float64_path = Path(folder) / "float64.pt"
+        float64_seconds = run_in_subprocess("text once", "float64", args, float64_path)["seconds"]
+        print(f"float64 text once (the rounding reference): {float64_seconds:.1f} s", file=sys.stderr, flush=True)
+        float64 = torch.load(float64_path)
         for dtype in args.dtypes:
             results, paths = {}, {}
             for variant in variants:
@@ -301,17 +380,20 @@ def main(argv=None):
                 print(f"{dtype} {variant}: {results[variant]['seconds']:.1f} s", file=sys.stderr, flush=True)
             reference = torch.load(paths["release"])
             for variant, result in results.items():
-                flops = windows * window_flops + (text_flops if VARIANTS[variant][0] else windows * text_flops)
+                text_passes = 1 if VARIANTS[variant]["text_once"] else windows
+                flops = windows * window_flops + text_passes * text_flops
                 rate = flops / result["seconds"]
                 semantic, anomaly = max_differences(paths[variant], reference)
+                to_float64 = max_differences(paths[variant], float64)[0]
                 name = variant.replace("batched", f"{args.window_batch_size} windows per pass")
-                if VARIANTS[variant][4]:
+                if VARIANTS[variant]["compile"]:
                     name += f" (warm-up with compilation {result['warm_up_seconds']:.0f} s)"
                 rows.append(
                     f"| {dtype} | {name} | {result['seconds']:.1f} | "
                     f"{results['release']['seconds'] / result['seconds']:.2f}x | "
                     f"{results['text once']['seconds'] / result['seconds']:.2f}x | {flops / 1e9:.0f} | {rate / 1e9:.1f} | "
-                    f"{rate / ceilings[dtype]:.0%} | {result['peak_rss_gb']:.2f} | {semantic:.1e} / {anomaly:.1e} |"
+                    f"{rate / ceilings[dtype]:.0%} | {result['peak_rss_gb']:.2f} | {semantic:.1e} / {anomaly:.1e} | "
+                    f"{to_float64:.1e} |"
                 )
                 if "top_ops" in result:
                     tables.append(f"top-10 ops, {dtype}, {variant} (one 512x512 window):\n{result['top_ops']}")
