@@ -204,29 +204,30 @@ def run_paired(args, dtype: str) -> list[str]:
         for top in sliding_window_starts(args.size[0], crop, stride)
         for left in sliding_window_starts(args.size[1], crop, stride)
     ]
-    seconds = {name: [] for name in PAIRED}
-    differences = dict.fromkeys(PAIRED, 0.0)
+    paired = [name for name in PAIRED if not args.variants or name in ("release", "text once", *args.variants)]
+    seconds = {name: [] for name in paired}
+    differences = dict.fromkeys(paired, 0.0)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
         model.predict(windows[0])  # warm-up
         for index, window in enumerate(windows):
             maps = {}
-            for name in PAIRED[index % len(PAIRED) :] + PAIRED[: index % len(PAIRED)]:
+            for name in paired[index % len(paired) :] + paired[: index % len(paired)]:
                 set_optimisations(VARIANTS[name]["optimisations"])
                 start = time.perf_counter()
                 if not VARIANTS[name]["text_once"]:
                     model.reset_text_cache()
                 maps[name] = sliding_window.semantic_map_at_input_size(model, window, model.compute_text_embeddings())
                 seconds[name].append(time.perf_counter() - start)
-            for name in PAIRED:
+            for name in paired:
                 differences[name] = max(differences[name], (maps[name] - maps["release"]).abs().max().item())
     set_optimisations()
     rows = []
-    for name in PAIRED:
-        paired = sorted(a / b for a, b in zip(seconds["text once"], seconds[name]))
+    for name in paired:
+        ratios = sorted(a / b for a, b in zip(seconds["text once"], seconds[name]))
         rows.append(
             f"| {dtype} | {name} | {sum(seconds[name]):.1f} | {sum(seconds['release']) / sum(seconds[name]):.2f}x | "
-            f"{sum(seconds['text once']) / sum(seconds[name]):.2f}x | {paired[len(paired) // 2]:.2f}x | "
+            f"{sum(seconds['text once']) / sum(seconds[name]):.2f}x | {ratios[len(ratios) // 2]:.2f}x | "
             f"{differences[name]:.1e} |"
         )
     return rows
@@ -325,7 +326,7 @@ def main(argv=None):
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile variant")
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
-        help="only these variants (release and text once always run: the ratios refer to them)",
+        help="only these variants, also with --paired (release and text once always run: the ratios refer to them)",
     )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="print the top-10 op tables")
     parser.add_argument("--paired", action="store_true", help="only the paired per-window comparison, in this process")

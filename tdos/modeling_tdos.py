@@ -422,8 +422,9 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
                 `"ood_probability"`, `"ood_logit"`, `"rba"` or `"max_softmax"`; defaults to `config.anomaly_score`.
             window_batch_size (`int`, *optional*, defaults to 1):
                 Windows per forward pass in `"slide"` mode. One at a time is the fastest on the CPU (measured by
-                `benchmarks/bench_inference.py`: 6 at a time took 1.2x (fp32) and 1.6x (bf16) as long, at 1.7-1.8x
-                the peak memory); raise it where an accelerator has memory to spare. The result does not depend on it.
+                `benchmarks/bench_inference.py`: 6 at a time took 1.1x (fp32) and 1.3x (bf16) as long, at 1.5x the
+                peak memory); raise it where an accelerator has memory to spare. The result does not depend on it
+                beyond float rounding.
 
         Returns:
             [`TDOSOutput`] with `semantic_map` `(batch, K_id, H, W)` (float32) and `anomaly_score` `(batch, H, W)`.
