@@ -22,8 +22,8 @@ Variants, each in a fresh subprocess (so its peak RSS is its own), timed once af
   * all + torch.compile (with `--compile`): the pixel and transformer decoders compiled by inductor; the warm-up
     window includes the compilation, reported on its own.
 Every variant's semantic map and anomaly score are compared with the release variant's of the same dtype (max abs
-difference), and the float32 variants' semantic maps also with the release model run in float64 (the rounding error
-of each way).
+difference), and every variant's semantic map also with the model run in float64 ("text once", the release's
+arithmetic: the rounding reference).
 With `--profile`, the top-10 ops (self CPU time, one 512x512 window) of "text once" and of "all" are printed.
 `--paired` instead runs every window under each of release / text once / each optimisation / all in turn in one
 process (robust ratios on a loaded machine: a load change hits all of them alike).
