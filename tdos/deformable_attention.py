@@ -8,7 +8,7 @@
   come instead of stacking all levels and points into one `(batch * heads, dim, queries, levels * points)` tensor
   first. Where nothing needs a gradient on the CPU (inference), `gathered_deformable_attention` instead: the four
   corners of every bilinear sample are gathered from zero-bordered level maps and summed with their weights by one
-  `F.embedding_bag`, in float32 whatever the input dtype (several times faster than `grid_sample` on the CPU, see
+  `F.embedding_bag`, in float32 (float64 for float64 inputs; several times faster than `grid_sample` on the CPU, see
   `benchmarks/bench_inference.py`). Both equal transformers' function up to float rounding
   (`tests/test_deformable_attention.py`).
 * `"triton"`: the Triton kernels of `deformable_attention_triton.py` on CUDA tensors. The CPU, TorchScript tracing,
@@ -103,6 +103,7 @@ def gathered_deformable_attention(
     # per-level constants (levels, 1), broadcast against (batch, queries, heads, levels, points)
     shapes = torch.tensor(spatial_shapes_list, dtype=compute_dtype, device=device)
     heights, widths = shapes[:, :1], shapes[:, 1:]  # (levels, 1)
+    bordered_widths = widths + 3
     first_cells = torch.tensor(starts, dtype=compute_dtype, device=device)[:, None]
     # grid_sample's unnormalisation (align_corners=False) of its [-1, 1] grid, clamped into the zero border
     grids = 2 * sampling_locations.to(compute_dtype) - 1
@@ -116,12 +117,12 @@ def gathered_deformable_attention(
     corner_weights = torch.stack((north * west, north * east, south * west, south * east), 3)
     corner_weights *= weights[:, :, :, None]
     # a NaN coordinate gets a valid row and a NaN weight, so a NaN output
-    cell = ((top + 1) * (widths + 3) + (left + 1) + first_cells).nan_to_num_(0).long()
+    cell = ((top + 1) * bordered_widths + (left + 1) + first_cells).nan_to_num_(0).long()
     north_west = cell.mul_(heads).add_(
         torch.arange(batch, device=device).view(-1, 1, 1, 1, 1) * (cells * heads)
         + torch.arange(heads, device=device).view(1, 1, -1, 1, 1)
     )
-    south_west = north_west + (shapes[:, 1:].long() + 3) * heads  # one bordered map row further
+    south_west = north_west + bordered_widths.long() * heads  # one bordered map row further
     indices = torch.stack((north_west, north_west + heads, south_west, south_west + heads), 3)
     output = F.embedding_bag(
         indices.view(batch * num_queries * heads, -1),  # (batch, queries, heads, 4, levels, points)

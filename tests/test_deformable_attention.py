@@ -104,7 +104,7 @@ def test_gathered_core_matches_transformers_inside_outside_and_on_the_borders(dt
     from tdos.deformable_attention import gathered_deformable_attention
 
     value, locations, weights = (tensor.to(dtype) for tensor in gathered_inputs())
-    # the reference in float64 on the same (rounded) inputs: the gathered core computes in float32
+    # the reference in float64 on the same (rounded) inputs (the gathered core: float32, or float64 for float64)
     expected = transformers_deformable_attention(value.double(), SHAPES, locations.double(), weights.double())
     output = gathered_deformable_attention(value, SHAPES, locations, weights)
     assert output.dtype == dtype and output.shape == expected.shape and output.is_contiguous()

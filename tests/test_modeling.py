@@ -1,3 +1,4 @@
+import copy
 import subprocess
 import sys
 import textwrap
@@ -471,8 +472,8 @@ def test_folded_lateral_convolution_equals_the_pyramid_then_the_lateral_convolut
     assert bias.shape == (lateral.out_channels,)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert fold_projection(pyramid.fpn1[-1], lateral)[0].dtype == torch.float32  # folded outside autocast
-    with torch.no_grad():
-        double = fold_projection(pyramid.fpn1[-1].double(), lateral.double())
+    with torch.no_grad():  # copies: .double() converts a module in place
+        double = fold_projection(copy.deepcopy(pyramid.fpn1[-1]).double(), copy.deepcopy(lateral).double())
     assert double[0].dtype == torch.float64
     torch.testing.assert_close(double[0].float(), weight)
 
