@@ -327,7 +327,8 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             otherwise.
         output_auxiliary_logits (`bool`, *optional*, defaults to `True`):
             Whether to merge the OOD slot of the earlier decoder predictions and return them as `auxiliary_logits`
-            (the loss always uses them; [`~TDOSForOODSegmentation.predict`] does not need them).
+            (the loss always uses them; [`~TDOSForOODSegmentation.predict`] does not need them). Without them, in eval
+            mode, the transformer decoder does not compute the earlier predictions' full-resolution masks either.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         config = self.config
@@ -358,12 +359,15 @@ class TDOSForOODSegmentation(TDOSPreTrainedModel):
             features = self.feature_pyramid(image.feature_maps, self.pixel_decoder.lateral_convolution[0])
             pixel_output = self.pixel_decoder(features, text_embeddings, finest_projected=True)
         class_logits, mask_logits = self.transformer_decoder(
-            text_embeddings, pixel_output.multi_scale_features, pixel_output.mask_features
+            text_embeddings,
+            pixel_output.multi_scale_features,
+            pixel_output.mask_features,
+            every_prediction=labels is not None or output_auxiliary_logits,
         )
+        if labels is None and not output_auxiliary_logits:  # in training mode the decoder returns all of them
+            class_logits, mask_logits = class_logits[-1:], mask_logits[-1:]
 
         # OOD-slot merge of every prediction, then the semantic map of the last one
-        if labels is None and not output_auxiliary_logits:
-            class_logits, mask_logits = class_logits[-1:], mask_logits[-1:]
         merged = [merge_ood_slot(c, m, ood_id) for c, m in zip(class_logits, mask_logits)]
         final_class, final_mask = merged[-1]
         semantic_map = semantic_map_from_queries(final_class, final_mask)

@@ -478,6 +478,36 @@ def test_folded_lateral_convolution_equals_the_pyramid_then_the_lateral_convolut
     torch.testing.assert_close(double[0].float(), weight)
 
 
+def test_decoder_last_prediction_alone_equals_the_last_of_every_prediction(tiny_model):
+    """`forward_last` builds each masked attention's mask from the mask features resized to the level instead of the
+    resized full-resolution logits: the same masks (float64, so no logit rounds across 0) and the same last
+    prediction, without the earlier predictions' full-resolution masks."""
+    from transformers.models.mask2former.modeling_mask2former import Mask2FormerMaskPredictor
+
+    decoder = copy.deepcopy(tiny_model.transformer_decoder).double().eval()
+    dim = decoder.class_predictor.in_features
+    generator = torch.Generator().manual_seed(4)
+    features = tuple(torch.randn(2, dim, size, size, generator=generator).double() for size in (4, 8, 16))
+    mask_features = torch.randn(2, dim, 32, 32, generator=generator).double()
+    text = torch.randn(2, tiny_model.config.num_queries, tiny_model.config.projection_dim, generator=generator)
+    with torch.no_grad():
+        every_class, every_mask = decoder(text.double(), features, mask_features)
+        last_class, last_mask = decoder(text.double(), features, mask_features, every_prediction=False)
+        states = torch.randn(tiny_model.config.num_queries, 2, dim, generator=generator).double()
+        predictor = decoder.decoder.mask_predictor
+        resized = F.interpolate(mask_features, size=(8, 8), mode="bilinear", align_corners=False)
+        attention_mask = decoder.decoder._attention_mask(states, resized)
+        expected = Mask2FormerMaskPredictor.forward(predictor, states, mask_features, (8, 8))[1]
+    assert len(every_class) == tiny_model.config.decoder_layers + 1 and len(last_class) == len(last_mask) == 1
+    assert last_mask[0].shape == every_mask[-1].shape == (2, tiny_model.config.num_queries, 32, 32)
+    torch.testing.assert_close(last_class[0], every_class[-1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(last_mask[0], every_mask[-1], rtol=1e-12, atol=1e-12)
+    assert attention_mask.dtype == torch.bool and torch.equal(attention_mask, expected)
+    assert 0 < attention_mask.float().mean() < 1
+    decoder.train()
+    assert len(decoder(text.double(), features, mask_features, every_prediction=False)[0]) == len(every_class)
+
+
 def test_forward_without_auxiliary_logits_gives_the_same_prediction(tiny_model, tiny_batch):
     pixel_values, labels = tiny_batch
     tiny_model.eval()
