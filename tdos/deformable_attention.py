@@ -33,6 +33,9 @@ from .modeling_tdos_position import is_tracing
 
 logger = logging.get_logger(__name__)
 
+# the gathered core indexes its table with int32 rows up to this many rows, int64 beyond
+INT32_TABLE_ROWS = 2**31 - 1
+
 
 def multi_scale_deformable_attention(
     value: torch.Tensor,
@@ -83,49 +86,120 @@ def gathered_deformable_attention(
     corner cells, so the attention output of a (query, head) is a weighted sum of `levels * points * 4` rows of the
     value maps, which `F.embedding_bag(mode="sum")` computes without materialising the samples. Each level map gets a
     zero border (1 cell before, 2 after) and the sample coordinates are clamped to it, which reproduces
-    `grid_sample`'s zero padding exactly; the coordinates and corner weights are computed as `grid_sample` computes
-    them. Runs in float32 (float64 for float64 inputs); returns the inputs' promoted dtype. Same arguments and result
-    as `multi_scale_deformable_attention`; the module uses it only where nothing needs a gradient.
+    `grid_sample`'s zero padding exactly; coordinates and corner weights are `grid_sample`'s up to float rounding.
+    Runs in float32 (float64 for float64 inputs); returns the inputs' promoted dtype. Same arguments and result as
+    `multi_scale_deformable_attention`; the module uses it (from offsets,
+    `gathered_deformable_attention_from_offsets`) only where nothing needs a gradient.
     """
-    batch, _, heads, head_dim = value.shape
-    num_queries = sampling_locations.shape[1]
-    device, compute_dtype = value.device, torch.promote_types(value.dtype, torch.float32)
-    tables, starts, cells = [], [], 0
-    for (height, width), level_value in zip(
-        spatial_shapes_list, value.split([height * width for height, width in spatial_shapes_list], dim=1)
-    ):
-        level_map = level_value.to(compute_dtype).reshape(batch, height, width, heads * head_dim)
-        tables.append(F.pad(level_map, (0, 0, 1, 2, 1, 2)).flatten(1, 2))  # (batch, (h + 3) * (w + 3), heads * dim)
-        starts.append(cells)
-        cells += (height + 3) * (width + 3)
-    table = torch.cat(tables, 1).view(-1, head_dim)  # one row per (image, bordered cell, head)
+    compute_dtype = torch.promote_types(value.dtype, torch.float32)
+    heights, widths = _level_sizes(spatial_shapes_list, compute_dtype, value.device)
+    locations = sampling_locations.to(compute_dtype)
+    # grid_sample's unnormalisation (align_corners=False) of 2 * location - 1: location * size - 1/2
+    x = torch.addcmul(torch.tensor(-0.5, dtype=compute_dtype, device=value.device), locations[..., 0], widths)
+    y = torch.addcmul(torch.tensor(-0.5, dtype=compute_dtype, device=value.device), locations[..., 1], heights)
+    return _gather_samples(value, spatial_shapes_list, x, y, attention_weights)
 
-    # per-level constants (levels, 1), broadcast against (batch, queries, heads, levels, points)
-    shapes = torch.tensor(spatial_shapes_list, dtype=compute_dtype, device=device)
-    heights, widths = shapes[:, :1], shapes[:, 1:]  # (levels, 1)
+
+def gathered_deformable_attention_from_offsets(
+    value: torch.Tensor,
+    spatial_shapes_list: list[tuple[int, int]],
+    reference_points: torch.Tensor,
+    sampling_offsets: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """
+    `gathered_deformable_attention` at the locations `reference + offset / (width, height)` that the module would
+    compute, from `reference_points` `(batch, queries, levels, 2)` and `sampling_offsets` `(batch, queries, heads,
+    levels, points, 2)` in cells: a sample's pixel coordinate is `reference * size + offset - 1/2`, computed in
+    float32 without rounding the normalised location first (transformers rounds it to the offsets' dtype, bfloat16
+    under autocast).
+    """
+    compute_dtype = torch.promote_types(value.dtype, torch.float32)
+    heights, widths = _level_sizes(spatial_shapes_list, compute_dtype, value.device)
+    sizes = torch.cat((widths, heights), 1)  # (levels, 2) as (x, y)
+    references = torch.addcmul(
+        torch.tensor(-0.5, dtype=compute_dtype, device=value.device), reference_points.to(compute_dtype), sizes
+    )[:, :, None, :, None, :]
+    x = torch.add(references[..., 0], sampling_offsets[..., 0])
+    y = torch.add(references[..., 1], sampling_offsets[..., 1])
+    return _gather_samples(value, spatial_shapes_list, x, y, attention_weights)
+
+
+def _level_sizes(
+    spatial_shapes_list: list[tuple[int, int]], dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heights and widths `(levels, 1)`, broadcast against `(batch, queries, heads, levels, points)`."""
+    shapes = torch.tensor(spatial_shapes_list, dtype=dtype, device=device)
+    return shapes[:, :1], shapes[:, 1:]
+
+
+def _gather_samples(
+    value: torch.Tensor,
+    spatial_shapes_list: list[tuple[int, int]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """The gathered core at pixel coordinates `x`, `y` `(batch, queries, heads, levels, points)` (float32 or float64,
+    contiguous, overwritten). Memory-bound on the CPU (a 512x512 window's layer has 0.5M samples): every
+    intermediate is written once, the corner weights and table rows straight into the layouts `embedding_bag`
+    reads, the rows as int32 where they fit."""
+    batch, _, heads, head_dim = value.shape
+    _, num_queries, _, levels, points = x.shape
+    device, compute_dtype = value.device, x.dtype
+    heights, widths = _level_sizes(spatial_shapes_list, compute_dtype, device)
     bordered_widths = widths + 3
-    first_cells = torch.tensor(starts, dtype=compute_dtype, device=device)[:, None]
-    # grid_sample's unnormalisation (align_corners=False) of its [-1, 1] grid, clamped into the zero border
-    grids = 2 * sampling_locations.to(compute_dtype) - 1
-    x = torch.minimum((((grids[..., 0] + 1) * widths - 1) / 2).clamp_(min=-1), widths)
-    y = torch.minimum((((grids[..., 1] + 1) * heights - 1) / 2).clamp_(min=-1), heights)
+
+    # one table of the level maps with zero borders, a row per (image, bordered cell, head)
+    bordered_cells = [(height + 3) * (width + 3) for height, width in spatial_shapes_list]
+    cells = sum(bordered_cells)
+    table = value.new_empty((batch, cells, heads * head_dim), dtype=compute_dtype)
+    first_cells, start = [], 0
+    for (height, width), level_value, size in zip(
+        spatial_shapes_list, value.split([height * width for height, width in spatial_shapes_list], 1), bordered_cells
+    ):
+        level_table = table[:, start : start + size].view(batch, height + 3, width + 3, heads * head_dim)
+        for border in (level_table[:, :1], level_table[:, height + 1 :]):  # rows, then columns
+            border.zero_()
+        for border in (level_table[:, :, :1], level_table[:, :, width + 1 :]):
+            border.zero_()
+        level_table[:, 1 : height + 1, 1 : width + 1] = level_value.reshape(batch, height, width, heads * head_dim)
+        first_cells.append(start)
+        start += size
+    table = table.view(-1, head_dim)
+    index_dtype = torch.int32 if table.shape[0] <= INT32_TABLE_ROWS else torch.int64
+
+    # clamped into the zero border (a NaN stays NaN); corners and their bilinear weights as grid_sample's
+    x.clamp_(torch.tensor(-1.0, dtype=compute_dtype, device=device), widths)
+    y.clamp_(torch.tensor(-1.0, dtype=compute_dtype, device=device), heights)
     left, top = x.floor(), y.floor()
-    west, east, north, south = (left + 1) - x, x - left, (top + 1) - y, y - top
+    east, south = x.sub_(left), y.sub_(top)
+    west, north = 1 - east, 1 - south
     # every bag (image, query, head) lists its corners as (corner, level, point): north-west, north-east, south-west,
-    # south-east, weighted as grid_sample weights them
+    # south-east, each weighted by its bilinear weight times the attention weight
     weights = attention_weights.to(compute_dtype)
-    corner_weights = torch.stack((north * west, north * east, south * west, south * east), 3)
-    corner_weights *= weights[:, :, :, None]
-    # a NaN coordinate gets a valid row and a NaN weight, so a NaN output
-    cell = ((top + 1) * bordered_widths + (left + 1) + first_cells).nan_to_num_(0).long()
-    north_west = cell.mul_(heads).add_(
-        torch.arange(batch, device=device).view(-1, 1, 1, 1, 1) * (cells * heads)
-        + torch.arange(heads, device=device).view(1, 1, -1, 1, 1)
+    north, south = north.mul_(weights), south.mul_(weights)
+    corner_weights = torch.empty((batch, num_queries, heads, 4, levels, points), dtype=compute_dtype, device=device)
+    for corner, (row_weight, column_weight) in enumerate(((north, west), (north, east), (south, west), (south, east))):
+        torch.mul(row_weight, column_weight, out=corner_weights[:, :, :, corner])
+
+    # the table row of the north-west corner: (first cell of the level + bordered cell) * heads + head, exact small
+    # integers in float before the image offset; a NaN coordinate gets a valid row and a NaN weight, so a NaN output
+    first_cells = torch.tensor(first_cells, dtype=compute_dtype, device=device)[:, None]
+    cell_rows = torch.addcmul((first_cells + bordered_widths + 1) * heads, top, bordered_widths * heads)
+    cell_rows = cell_rows.add_(left, alpha=heads).nan_to_num_(0).to(index_dtype)
+    bag_rows = (
+        torch.arange(batch, device=device, dtype=index_dtype).view(-1, 1, 1, 1, 1) * (cells * heads)
+        + torch.arange(heads, device=device, dtype=index_dtype).view(1, 1, -1, 1, 1)
     )
-    south_west = north_west + bordered_widths.long() * heads  # one bordered map row further
-    indices = torch.stack((north_west, north_west + heads, south_west, south_west + heads), 3)
+    rows = torch.empty((batch, num_queries, heads, 4, levels, points), dtype=index_dtype, device=device)
+    north_west = torch.add(cell_rows, bag_rows, out=rows[:, :, :, 0])
+    row_step = bordered_widths.to(index_dtype) * heads  # one bordered map row further
+    torch.add(north_west, heads, out=rows[:, :, :, 1])
+    torch.add(north_west, row_step, out=rows[:, :, :, 2])
+    torch.add(north_west, row_step + heads, out=rows[:, :, :, 3])
     output = F.embedding_bag(
-        indices.view(batch * num_queries * heads, -1),  # (batch, queries, heads, 4, levels, points)
+        rows.view(batch * num_queries * heads, -1),
         table,
         per_sample_weights=corner_weights.view(batch * num_queries * heads, -1),
         mode="sum",
@@ -210,6 +284,11 @@ class TDOSMultiscaleDeformableAttention(Mask2FormerPixelDecoderEncoderMultiscale
         offsets = self.sampling_offsets(queries).view(batch, num_queries, heads, levels, points, 2)
         weights = self.attention_weights(queries).view(batch, num_queries, heads, levels * points)
         weights = weights.softmax(-1).view(batch, num_queries, heads, levels, points)
+        if _gather_usable(value, reference_points, offsets, weights):  # the CPU: never Triton
+            output = gathered_deformable_attention_from_offsets(
+                value, spatial_shapes_list, reference_points, offsets, weights
+            )
+            return self.output_proj(output)
         normalizer = torch.tensor(
             [[width, height] for height, width in spatial_shapes_list], dtype=torch.long, device=hidden_states.device
         )
@@ -218,11 +297,14 @@ class TDOSMultiscaleDeformableAttention(Mask2FormerPixelDecoderEncoderMultiscale
             from .deformable_attention_triton import multi_scale_deformable_attention_triton
 
             output = multi_scale_deformable_attention_triton(value, spatial_shapes_list, locations, weights)
-        elif _gather_usable(value, locations, weights):
-            output = gathered_deformable_attention(value, spatial_shapes_list, locations, weights)
         else:
             output = multi_scale_deformable_attention(value, spatial_shapes_list, locations, weights)
         return self.output_proj(output)
 
 
-__all__ = ["TDOSMultiscaleDeformableAttention", "gathered_deformable_attention", "multi_scale_deformable_attention"]
+__all__ = [
+    "TDOSMultiscaleDeformableAttention",
+    "gathered_deformable_attention",
+    "gathered_deformable_attention_from_offsets",
+    "multi_scale_deformable_attention",
+]

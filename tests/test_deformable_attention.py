@@ -126,13 +126,43 @@ def test_gathered_core_gives_nan_only_where_a_location_is_nan():
     assert torch.isfinite(output).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_gathered_core_from_offsets_matches_transformers_at_the_modules_locations(dtype):
+    from tdos.deformable_attention import gathered_deformable_attention_from_offsets
+
+    value, locations, weights = (tensor.to(dtype) for tensor in gathered_inputs())
+    generator = torch.Generator().manual_seed(5)
+    references = torch.rand(*locations.shape[:2], len(SHAPES), 2, generator=generator).to(dtype)
+    sizes = torch.tensor([[width, height] for height, width in SHAPES], dtype=torch.float64)
+    offsets = ((locations.double() - references.double()[:, :, None, :, None]) * sizes[:, None]).to(dtype)
+    # the module's locations, reference + offset / size, in float64 from the same (rounded) inputs
+    exact_locations = references.double()[:, :, None, :, None] + offsets.double() / sizes[:, None]
+    expected = transformers_deformable_attention(value.double(), SHAPES, exact_locations, weights.double())
+    output = gathered_deformable_attention_from_offsets(value, SHAPES, references, offsets, weights)
+    assert output.dtype == dtype and output.shape == expected.shape
+    tolerance = {torch.float64: 1e-10, torch.float32: 1e-5, torch.bfloat16: 2e-2}[dtype]
+    torch.testing.assert_close(output.double(), expected, atol=tolerance, rtol=tolerance)
+
+
+def test_gathered_core_with_int64_rows_equals_int32_rows(monkeypatch):
+    from tdos import deformable_attention
+
+    value, locations, weights = gathered_inputs()
+    int32_rows = deformable_attention.gathered_deformable_attention(value, SHAPES, locations, weights)
+    monkeypatch.setattr(deformable_attention, "INT32_TABLE_ROWS", 0)
+    int64_rows = deformable_attention.gathered_deformable_attention(value, SHAPES, locations, weights)
+    assert torch.equal(int64_rows, int32_rows)
+
+
 def test_module_uses_the_gathered_core_only_for_cpu_inference(monkeypatch):
     from tdos import deformable_attention
 
     calls = []
-    original = deformable_attention.gathered_deformable_attention
+    original = deformable_attention.gathered_deformable_attention_from_offsets
     monkeypatch.setattr(
-        deformable_attention, "gathered_deformable_attention", lambda *args: calls.append(1) or original(*args)
+        deformable_attention,
+        "gathered_deformable_attention_from_offsets",
+        lambda *args: calls.append(1) or original(*args),
     )
     torch.manual_seed(0)
     module = TDOSMultiscaleDeformableAttention(64, 4, 3, 4)
