@@ -92,11 +92,13 @@ def gathered_deformable_attention(
     `gathered_deformable_attention_from_offsets`) only where nothing needs a gradient.
     """
     compute_dtype = torch.promote_types(value.dtype, torch.float32)
-    heights, widths = _level_sizes(spatial_shapes_list, compute_dtype, value.device)
-    locations = sampling_locations.to(compute_dtype)
+    points = sampling_locations.shape[-2]
+    heights, widths = _sample_sizes(spatial_shapes_list, points, compute_dtype, value.device)
+    locations = sampling_locations.to(compute_dtype).flatten(-3, -2)  # (batch, queries, heads, levels * points, 2)
     # grid_sample's unnormalisation (align_corners=False) of 2 * location - 1: location * size - 1/2
-    x = torch.addcmul(torch.tensor(-0.5, dtype=compute_dtype, device=value.device), locations[..., 0], widths)
-    y = torch.addcmul(torch.tensor(-0.5, dtype=compute_dtype, device=value.device), locations[..., 1], heights)
+    half = torch.tensor(-0.5, dtype=compute_dtype, device=value.device)
+    x = torch.addcmul(half, locations[..., 0], widths)
+    y = torch.addcmul(half, locations[..., 1], heights)
     return _gather_samples(value, spatial_shapes_list, x, y, attention_weights)
 
 
@@ -115,22 +117,25 @@ def gathered_deformable_attention_from_offsets(
     under autocast).
     """
     compute_dtype = torch.promote_types(value.dtype, torch.float32)
-    heights, widths = _level_sizes(spatial_shapes_list, compute_dtype, value.device)
-    sizes = torch.cat((widths, heights), 1)  # (levels, 2) as (x, y)
-    references = torch.addcmul(
-        torch.tensor(-0.5, dtype=compute_dtype, device=value.device), reference_points.to(compute_dtype), sizes
-    )[:, :, None, :, None, :]
-    x = torch.add(references[..., 0], sampling_offsets[..., 0])
-    y = torch.add(references[..., 1], sampling_offsets[..., 1])
+    batch, num_queries, _, levels, points, _ = sampling_offsets.shape
+    heights, widths = _sample_sizes(spatial_shapes_list, points, compute_dtype, value.device)
+    references = reference_points.to(compute_dtype)[:, :, None, :, None].expand(-1, -1, 1, -1, points, -1)
+    references = references.reshape(batch, num_queries, 1, levels * points, 2)
+    half = torch.tensor(-0.5, dtype=compute_dtype, device=value.device)
+    offsets = sampling_offsets.flatten(-3, -2)  # (batch, queries, heads, levels * points, 2), a view
+    x = torch.add(torch.addcmul(half, references[..., 0], widths), offsets[..., 0])
+    y = torch.add(torch.addcmul(half, references[..., 1], heights), offsets[..., 1])
     return _gather_samples(value, spatial_shapes_list, x, y, attention_weights)
 
 
-def _level_sizes(
-    spatial_shapes_list: list[tuple[int, int]], dtype: torch.dtype, device: torch.device
+def _sample_sizes(
+    spatial_shapes_list: list[tuple[int, int]], points: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Heights and widths `(levels, 1)`, broadcast against `(batch, queries, heads, levels, points)`."""
-    shapes = torch.tensor(spatial_shapes_list, dtype=dtype, device=device)
-    return shapes[:, :1], shapes[:, 1:]
+    """Height and width of every (level, point) `(levels * points,)`: the innermost, contiguous run of the
+    samples' dimensions, along which CPU elementwise kernels vectorise (a `(levels, 1)` broadcast makes them loop
+    over runs of `points`, several times slower)."""
+    shapes = torch.tensor(spatial_shapes_list, dtype=dtype, device=device).repeat_interleave(points, 0)
+    return shapes[:, 0], shapes[:, 1]
 
 
 def _gather_samples(
@@ -140,15 +145,15 @@ def _gather_samples(
     y: torch.Tensor,
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
-    """The gathered core at pixel coordinates `x`, `y` `(batch, queries, heads, levels, points)` (float32 or float64,
-    contiguous, overwritten). Memory-bound on the CPU (a 512x512 window's layer has 0.5M samples): every
-    intermediate is written once, the corner weights and table rows straight into the layouts `embedding_bag`
-    reads, the rows as int32 where they fit."""
+    """The gathered core at pixel coordinates `x`, `y` `(batch, queries, heads, levels * points)` (float32 or
+    float64, overwritten). Memory-bound on the CPU (a 512x512 window's layer has 0.5M samples): every intermediate
+    is written once, per-sample constants run along the innermost dimension, the corner weights and table rows are
+    written straight into the layout `embedding_bag` reads, the rows as int32 where they fit."""
     batch, _, heads, head_dim = value.shape
-    _, num_queries, _, levels, points = x.shape
+    _, num_queries, _, samples = x.shape
+    points = samples // len(spatial_shapes_list)
     device, compute_dtype = value.device, x.dtype
-    heights, widths = _level_sizes(spatial_shapes_list, compute_dtype, device)
-    bordered_widths = widths + 3
+    heights, widths = _sample_sizes(spatial_shapes_list, points, compute_dtype, device)
 
     # one table of the level maps with zero borders, a row per (image, bordered cell, head)
     bordered_cells = [(height + 3) * (width + 3) for height, width in spatial_shapes_list]
@@ -169,35 +174,41 @@ def _gather_samples(
     table = table.view(-1, head_dim)
     index_dtype = torch.int32 if table.shape[0] <= INT32_TABLE_ROWS else torch.int64
 
-    # clamped into the zero border (a NaN stays NaN); corners and their bilinear weights as grid_sample's
-    x.clamp_(torch.tensor(-1.0, dtype=compute_dtype, device=device), widths)
-    y.clamp_(torch.tensor(-1.0, dtype=compute_dtype, device=device), heights)
+    # clamped into the zero border (a NaN stays NaN); bilinear weights of the rows (north, south) and columns (west,
+    # east) as grid_sample's, the rows' times the attention weight
+    lower = torch.tensor(-1.0, dtype=compute_dtype, device=device)
+    x, y = x.clamp_(lower, widths), y.clamp_(lower, heights)
     left, top = x.floor(), y.floor()
-    east, south = x.sub_(left), y.sub_(top)
-    west, north = 1 - east, 1 - south
-    # every bag (image, query, head) lists its corners as (corner, level, point): north-west, north-east, south-west,
-    # south-east, each weighted by its bilinear weight times the attention weight
-    weights = attention_weights.to(compute_dtype)
-    north, south = north.mul_(weights), south.mul_(weights)
-    corner_weights = torch.empty((batch, num_queries, heads, 4, levels, points), dtype=compute_dtype, device=device)
-    for corner, (row_weight, column_weight) in enumerate(((north, west), (north, east), (south, west), (south, east))):
-        torch.mul(row_weight, column_weight, out=corner_weights[:, :, :, corner])
+    row_weights = x.new_empty((batch, num_queries, heads, 2, samples))
+    column_weights = x.new_empty((batch, num_queries, heads, 2, samples))
+    one = torch.tensor(1.0, dtype=compute_dtype, device=device)
+    torch.add(one, torch.sub(y, top, out=row_weights[:, :, :, 1]), alpha=-1, out=row_weights[:, :, :, 0])
+    torch.add(one, torch.sub(x, left, out=column_weights[:, :, :, 1]), alpha=-1, out=column_weights[:, :, :, 0])
+    row_weights.mul_(attention_weights.to(compute_dtype).view(batch, num_queries, heads, 1, samples))
+    # every bag (image, query, head) lists its corners as (row, column, level, point): north-west, north-east,
+    # south-west, south-east (one product per corner: faster than one broadcast over rows and columns)
+    corner_weights = x.new_empty((batch, num_queries, heads, 2, 2, samples))
+    for row, column in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        torch.mul(row_weights[:, :, :, row], column_weights[:, :, :, column], out=corner_weights[:, :, :, row, column])
 
-    # the table row of the north-west corner: (first cell of the level + bordered cell) * heads + head, exact small
-    # integers in float before the image offset; a NaN coordinate gets a valid row and a NaN weight, so a NaN output
-    first_cells = torch.tensor(first_cells, dtype=compute_dtype, device=device)[:, None]
-    cell_rows = torch.addcmul((first_cells + bordered_widths + 1) * heads, top, bordered_widths * heads)
-    cell_rows = cell_rows.add_(left, alpha=heads).nan_to_num_(0).to(index_dtype)
-    bag_rows = (
-        torch.arange(batch, device=device, dtype=index_dtype).view(-1, 1, 1, 1, 1) * (cells * heads)
-        + torch.arange(heads, device=device, dtype=index_dtype).view(1, 1, -1, 1, 1)
-    )
-    rows = torch.empty((batch, num_queries, heads, 4, levels, points), dtype=index_dtype, device=device)
-    north_west = torch.add(cell_rows, bag_rows, out=rows[:, :, :, 0])
-    row_step = bordered_widths.to(index_dtype) * heads  # one bordered map row further
-    torch.add(north_west, heads, out=rows[:, :, :, 1])
-    torch.add(north_west, row_step, out=rows[:, :, :, 2])
-    torch.add(north_west, row_step + heads, out=rows[:, :, :, 3])
+    # the table row of the north-west corner: (first cell of the level + bordered cell) * heads + head, exact
+    # integers in float (float64 beyond float32's 2^24) before the image offset; a NaN coordinate gets a valid row
+    # and a NaN weight, so a NaN output
+    row_dtype = compute_dtype if cells * heads < 2**24 else torch.float64
+    first = torch.tensor(first_cells, dtype=row_dtype, device=device).repeat_interleave(points)
+    bordered_widths = widths.to(row_dtype) + 3
+    head_rows = ((first + bordered_widths + 1) * heads)[None] + torch.arange(heads, device=device)[:, None]
+    cell_rows = torch.addcmul(head_rows, top, bordered_widths * heads).add_(left, alpha=heads)
+    north_west = cell_rows.nan_to_num_(0).to(index_dtype)
+    if batch > 1:
+        north_west += torch.arange(batch, device=device, dtype=index_dtype).view(-1, 1, 1, 1) * (cells * heads)
+    # the other corners: one head-row block further east, one bordered map row further south
+    south_step = (bordered_widths * heads).to(index_dtype)
+    rows = north_west.new_empty((batch, num_queries, heads, 2, 2, samples))
+    rows[:, :, :, 0, 0] = north_west
+    torch.add(north_west, heads, out=rows[:, :, :, 0, 1])
+    torch.add(north_west, south_step, out=rows[:, :, :, 1, 0])
+    torch.add(north_west, south_step + heads, out=rows[:, :, :, 1, 1])
     output = F.embedding_bag(
         rows.view(batch * num_queries * heads, -1),
         table,
