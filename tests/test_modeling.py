@@ -478,6 +478,21 @@ def test_folded_lateral_convolution_equals_the_pyramid_then_the_lateral_convolut
     torch.testing.assert_close(double[0].float(), weight)
 
 
+def test_pixel_decoder_gives_the_same_maps_for_a_channels_last_finest_map(tiny_model):
+    """The folded pyramid's finest map is channels-last; the pixel decoder then upsamples its coarsest output in that
+    format (a view of the same values): the same mask features as from a contiguous finest map."""
+    decoder = tiny_model.pixel_decoder.eval()
+    width = tiny_model.config.feature_pyramid_channels
+    generator = torch.Generator().manual_seed(6)
+    features = [torch.randn(2, width, size, size, generator=generator) for size in (32, 16, 8, 4)]
+    text = torch.randn(2, tiny_model.config.num_queries, tiny_model.config.projection_dim, generator=generator)
+    with torch.no_grad():
+        contiguous = decoder(features, text).mask_features
+        channels_last = [features[0].contiguous(memory_format=torch.channels_last), *features[1:]]
+        from_channels_last = decoder(channels_last, text).mask_features
+    torch.testing.assert_close(from_channels_last, contiguous, rtol=1e-6, atol=1e-6)
+
+
 def test_decoder_last_prediction_alone_equals_the_last_of_every_prediction(tiny_model):
     """`forward_last` builds each masked attention's mask from the mask features resized to the level instead of the
     resized full-resolution logits: the same masks (float64, so no logit rounds across 0) and the same last
