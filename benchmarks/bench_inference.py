@@ -13,11 +13,15 @@ Variants, each in a fresh subprocess (so its peak RSS is its own), timed once af
     tokens (`tdos/modeling_tdos_pixel_decoder.py`);
   * text once + folded lateral: + the pixel decoder's lateral 1x1 convolution folded into the ViT feature pyramid's
     last transposed convolution at inference (`fold_projection` in `tdos/modeling_tdos_vit.py`);
-  * text once + last prediction only: + the OOD-slot merge of the last decoder prediction only, not of the 9
-    auxiliary ones, which `predict` does not read (`output_auxiliary_logits=False`);
+  * text once + last prediction only: + the last decoder prediction alone, not the 9 auxiliary ones, which `predict`
+    does not read (`output_auxiliary_logits=False`): their OOD-slot merge and their full-resolution masks are not
+    computed, each masked attention's mask comes from the mask features resized to its level
+    (`TDOSMaskedAttentionDecoder.forward_last`);
   * text once + shared maps: + sine position maps and reference points computed once per shape and kept across
     windows (`tdos/modeling_tdos_position.py`);
   * all: every optimisation (`predict` as shipped now);
+  * all but folded lateral: every optimisation except the one that sums the lateral convolution in another order
+    (the closest to the release's own rounding);
   * all, N windows per pass: the same with `--window-batch-size` windows per forward pass;
   * all + torch.compile (with `--compile`): the pixel and transformer decoders compiled by inductor; the warm-up
     window includes the compilation, reported on its own.
@@ -72,6 +76,7 @@ VARIANTS = {
     "text once": variant_settings(),
     **{f"text once + {name}": variant_settings(optimisations=(name,)) for name in OPTIMISATIONS},
     "all": variant_settings(optimisations=OPTIMISATIONS),
+    "all but folded lateral": variant_settings(optimisations=tuple(n for n in OPTIMISATIONS if n != "folded lateral")),
     "all, batched": variant_settings(optimisations=OPTIMISATIONS, window_batch=None),
     "all + torch.compile": variant_settings(optimisations=OPTIMISATIONS, compile_decoders=True),
 }
@@ -187,7 +192,7 @@ def run_variant(variant: str, dtype: str, args: argparse.Namespace, output_path:
     return result
 
 
-PAIRED = ("release", "text once", *(f"text once + {name}" for name in OPTIMISATIONS), "all")
+PAIRED = ("release", "text once", *(f"text once + {name}" for name in OPTIMISATIONS), "all", "all but folded lateral")
 
 
 @torch.no_grad()
@@ -237,8 +242,9 @@ def run_paired(args, dtype: str) -> list[str]:
 def run_components(dtype: str, repeats: int = 9) -> list[str]:
     """Each optimisation at its own level, the two ways interleaved `repeats` times in this process (median
     seconds): the deformable-attention core on one 512x512 window's pixel-decoder shapes (levels 16^2, 32^2, 64^2,
-    8 heads of 32, 4 points), one pixel-decoder FFN on its 5376 tokens, and the position maps and reference points
-    one window's decoders ask for."""
+    8 heads of 32, 4 points), one pixel-decoder FFN on its 5376 tokens, the transformer decoder on one window's
+    pixel-decoder outputs (every prediction or the last alone), and the position maps and reference points one
+    window's decoders ask for."""
     generator = torch.Generator().manual_seed(0)
     shapes = [(16, 16), (32, 32), (64, 64)]
     keys = sum(height * width for height, width in shapes)
@@ -246,8 +252,12 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
     locations = torch.rand(1, keys, 8, 3, 4, 2, generator=generator)
     weights = torch.rand(1, keys, 8, 3, 4, generator=generator).flatten(-2).softmax(-1).view(1, keys, 8, 3, 4)
     embedding = modeling_tdos_position.TDOSSinePositionEmbedding(num_position_features=128)
-    layer = build_model().pixel_decoder.layers[0]
+    model = build_model()
+    layer = model.pixel_decoder.layers[0]
     tokens = torch.randn(1, keys, layer.fc1.in_features, generator=generator)
+    window = torch.randn(1, 3, 512, 512, generator=generator)
+    decoder, decoder_inputs = model.transformer_decoder, []
+    decoder.register_forward_pre_hook(lambda module, inputs: decoder_inputs.append(inputs[:3]))
 
     def window_maps():
         for _ in range(2):  # the pixel decoder's and the transformer decoder's
@@ -272,11 +282,18 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
             None,
         ),
         "pixel-decoder FFN, one layer (release -> lean)": (feed_forward, feed_forward, set_lean_ffn),
+        "transformer decoder, one window (every prediction -> the last alone)": (
+            lambda: decoder(*decoder_inputs[0]),
+            lambda: decoder(*decoder_inputs[0], every_prediction=False),
+            None,
+        ),
         "position maps + reference points, one window (rebuilt -> shared)": (window_maps, window_maps, set_sharing),
     }
     rows = []
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
+        decoder_inputs.clear()
+        model(window)  # the transformer decoder's inputs, in this dtype
         for name, (before, after, switch) in pairs.items():
             times = ([], [])
             for _ in range(repeats):
