@@ -115,13 +115,16 @@ class TDOSPixelDecoder(nn.Module):
 
         batch = hidden_states.shape[0]
         level_states = hidden_states.split([h * w for h, w in spatial_shapes_list], 1)
-        outputs = [states.transpose(1, 2).reshape(batch, -1, *shape) for states, shape in zip(level_states, spatial_shapes_list)]
+        outputs = [
+            states.transpose(1, 2).reshape(batch, -1, *shape)
+            for states, shape in zip(level_states, spatial_shapes_list)
+        ]
         lateral = self.lateral_convolution[1:] if finest_projected else self.lateral_convolution
         finest = lateral(features[0])
         coarse = outputs[-1]
         if finest.dim() == 4 and finest.is_contiguous(memory_format=torch.channels_last):
-            # upsampled in the finest map's memory format (channels-last after the folded pyramid), from the same values
-            # viewed channels-last without a copy: the CPU's channels-last upsampling and the addition vectorise
+            # upsampled in the finest map's memory format (channels-last after the folded pyramid), from the same
+            # values viewed channels-last without a copy: the CPU's channels-last upsampling and the addition vectorise
             coarse = level_states[-1].unflatten(1, spatial_shapes_list[-1]).permute(0, 3, 1, 2)
         finest = finest + F.interpolate(coarse, size=finest.shape[-2:], mode="bilinear", align_corners=False)
         mask_features = self.mask_projection(self.output_convolution(finest))
