@@ -6,9 +6,10 @@ Variants, each in a fresh subprocess (so its peak RSS is its own), timed once af
     core (`grid_sample`), the pixel decoder's FFN as written (`fc2(relu(fc1(x)))`), decoder position maps rebuilt in
     every forward;
   * text once: the text branch computed once per `predict` call (this project's `predict` before issue 16);
-  * text once + gathered core: + the deformable attention's CPU inference core (`gathered_deformable_attention` in
-    `tdos/deformable_attention.py`: the four corners of every bilinear sample gathered and summed with their weights
-    by one `embedding_bag`, in float32, instead of one `grid_sample` per level);
+  * text once + gathered core: + the deformable attention's CPU inference core
+    (`gathered_deformable_attention_from_offsets` in `tdos/deformable_attention.py`: the four corners of every
+    bilinear sample gathered and summed with their weights by one `embedding_bag`, in float32, at pixel coordinates
+    computed in float32 from the reference points and offsets, instead of one `grid_sample` per level);
   * text once + lean FFN: + the pixel decoder's FFN with its ReLU in place and, at inference, on chunks of 1024
     tokens (`tdos/modeling_tdos_pixel_decoder.py`);
   * text once + folded lateral: + the pixel decoder's lateral 1x1 convolution folded into the ViT feature pyramid's
