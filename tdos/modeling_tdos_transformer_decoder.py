@@ -41,7 +41,9 @@ class TDOSMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
         states = self.layernorm(hidden_states)
         for index, layer in enumerate(self.layers):
             level = index % self.num_feature_levels
-            attention_mask = self._attention_mask(states, resized[tuple(feature_size_list[level])])
+            size = tuple(feature_size_list[level])
+            # transformers' predictor on features already at the level's size (its resizing is then a copy)
+            attention_mask = self.mask_predictor(states, resized[size], size)[1]
             # a query whose mask is empty attends everywhere, as in `forward`
             where = (attention_mask.sum(-1) != attention_mask.shape[-1]).to(attention_mask.dtype)
             hidden_states = layer(
@@ -56,14 +58,6 @@ class TDOSMaskedAttentionDecoder(Mask2FormerMaskedAttentionDecoder):
             states = self.layernorm(hidden_states)
         mask_embeddings = self.mask_predictor.mask_embedder(states.transpose(0, 1))
         return states, torch.einsum("bqc,bchw->bqhw", mask_embeddings, pixel_embeddings)
-
-    def _attention_mask(self, states: torch.Tensor, pixel_embeddings: torch.Tensor) -> torch.Tensor:
-        """`Mask2FormerMaskPredictor`'s binarised attention mask `(B * heads, K, h * w)` of the masks of `states`
-        against mask features already at the attention's size."""
-        predictor = self.mask_predictor
-        logits = torch.einsum("bqc,bchw->bqhw", predictor.mask_embedder(states.transpose(0, 1)), pixel_embeddings)
-        probabilities = logits.sigmoid().flatten(2).unsqueeze(1).repeat(1, predictor.num_heads, 1, 1)
-        return (probabilities.flatten(0, 1) < 0.5).detach()
 
 
 class TDOSTransformerDecoder(nn.Module):

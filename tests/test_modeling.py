@@ -497,8 +497,6 @@ def test_decoder_last_prediction_alone_equals_the_last_of_every_prediction(tiny_
     """`forward_last` builds each masked attention's mask from the mask features resized to the level instead of the
     resized full-resolution logits: the same masks (float64, so no logit rounds across 0) and the same last
     prediction, without the earlier predictions' full-resolution masks."""
-    from transformers.models.mask2former.modeling_mask2former import Mask2FormerMaskPredictor
-
     decoder = copy.deepcopy(tiny_model.transformer_decoder).double().eval()
     dim = decoder.class_predictor.in_features
     generator = torch.Generator().manual_seed(4)
@@ -511,8 +509,8 @@ def test_decoder_last_prediction_alone_equals_the_last_of_every_prediction(tiny_
         states = torch.randn(tiny_model.config.num_queries, 2, dim, generator=generator).double()
         predictor = decoder.decoder.mask_predictor
         resized = F.interpolate(mask_features, size=(8, 8), mode="bilinear", align_corners=False)
-        attention_mask = decoder.decoder._attention_mask(states, resized)
-        expected = Mask2FormerMaskPredictor.forward(predictor, states, mask_features, (8, 8))[1]
+        attention_mask = predictor(states, resized, (8, 8))[1]  # what forward_last asks of the predictor
+        expected = predictor(states, mask_features, (8, 8))[1]  # what transformers' forward asks
     assert len(every_class) == tiny_model.config.decoder_layers + 1 and len(last_class) == len(last_mask) == 1
     assert last_mask[0].shape == every_mask[-1].shape == (2, tiny_model.config.num_queries, 32, 32)
     torch.testing.assert_close(last_class[0], every_class[-1], rtol=1e-12, atol=1e-12)
