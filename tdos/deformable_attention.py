@@ -6,9 +6,10 @@
 * `"pytorch"` (default): in training, export and on accelerators `multi_scale_deformable_attention` below, one
   `grid_sample` per level as transformers' own function, but each level's samples are weighted and summed as they
   come instead of stacking all levels and points into one `(batch * heads, dim, queries, levels * points)` tensor
-  first. Where nothing needs a gradient on the CPU (inference), `gathered_deformable_attention` instead: the four
-  corners of every bilinear sample are gathered from zero-bordered level maps and summed with their weights by one
-  `F.embedding_bag`, in float32 (float64 for float64 inputs; several times faster than `grid_sample` on the CPU, see
+  first. Where nothing needs a gradient on the CPU (inference), the gathered core instead
+  (`gathered_deformable_attention`; the module calls it from its offsets): the four corners of every bilinear sample
+  are gathered from zero-bordered level maps and summed with their weights by one `F.embedding_bag`, in float32
+  (float64 for float64 inputs; several times faster than `grid_sample` on the CPU, see
   `benchmarks/bench_inference.py`). Both equal transformers' function up to float rounding
   (`tests/test_deformable_attention.py`).
 * `"triton"`: the Triton kernels of `deformable_attention_triton.py` on CUDA tensors. The CPU, TorchScript tracing,
@@ -99,7 +100,7 @@ def gathered_deformable_attention(
     half = torch.tensor(-0.5, dtype=compute_dtype, device=value.device)
     x = torch.addcmul(half, locations[..., 0], widths)
     y = torch.addcmul(half, locations[..., 1], heights)
-    return _gather_samples(value, spatial_shapes_list, x, y, attention_weights)
+    return _gather_samples(value, spatial_shapes_list, x, y, attention_weights, heights, widths)
 
 
 def gathered_deformable_attention_from_offsets(
@@ -125,7 +126,7 @@ def gathered_deformable_attention_from_offsets(
     offsets = sampling_offsets.flatten(-3, -2)  # (batch, queries, heads, levels * points, 2), a view
     x = torch.add(torch.addcmul(half, references[..., 0], widths), offsets[..., 0])
     y = torch.add(torch.addcmul(half, references[..., 1], heights), offsets[..., 1])
-    return _gather_samples(value, spatial_shapes_list, x, y, attention_weights)
+    return _gather_samples(value, spatial_shapes_list, x, y, attention_weights, heights, widths)
 
 
 def _sample_sizes(
@@ -144,16 +145,18 @@ def _gather_samples(
     x: torch.Tensor,
     y: torch.Tensor,
     attention_weights: torch.Tensor,
+    heights: torch.Tensor,
+    widths: torch.Tensor,
 ) -> torch.Tensor:
     """The gathered core at pixel coordinates `x`, `y` `(batch, queries, heads, levels * points)` (float32 or
-    float64, overwritten). Memory-bound on the CPU (a 512x512 window's layer has 0.5M samples): every intermediate
-    is written once, per-sample constants run along the innermost dimension, the corner weights and table rows are
-    written straight into the layout `embedding_bag` reads, the rows as int32 where they fit."""
+    float64, overwritten), with the samples' level sizes from `_sample_sizes`. Memory-bound on the CPU (a 512x512
+    window's layer has 0.5M samples): every intermediate is written once, per-sample constants run along the
+    innermost dimension, the corner weights and table rows are written straight into the layout `embedding_bag`
+    reads, the rows as int32 where they fit."""
     batch, _, heads, head_dim = value.shape
     _, num_queries, _, samples = x.shape
     points = samples // len(spatial_shapes_list)
     device, compute_dtype = value.device, x.dtype
-    heights, widths = _sample_sizes(spatial_shapes_list, points, compute_dtype, device)
 
     # one table of the level maps with zero borders, a row per (image, bordered cell, head)
     bordered_cells = [(height + 3) * (width + 3) for height, width in spatial_shapes_list]
