@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_tdos import TDOSConfig
 from .deformable_attention import TDOSMultiscaleDeformableAttention
-from .modeling_tdos_position import TDOSSinePositionEmbedding, is_tracing, reference_points
+from .modeling_tdos_position import TDOSSinePositionEmbedding, is_eager_inference, reference_points
 
 
 # Inference runs the FFN on chunks of this many tokens: its `(tokens, ffn_dim)` intermediates then stay below glibc's
@@ -46,7 +46,7 @@ class TDOSPixelDecoderEncoderLayer(nn.Module):
         hidden_states = self.self_attn_layer_norm(hidden_states + attended)
         attended, _ = self.cross_attn(hidden_states + position_embeddings, text_keys, text, need_weights=False)
         hidden_states = self.cross_attn_layer_norm(hidden_states + attended)
-        if torch.is_grad_enabled() or is_tracing() or hidden_states.shape[1] <= FEED_FORWARD_CHUNK_TOKENS:
+        if not is_eager_inference() or hidden_states.shape[1] <= FEED_FORWARD_CHUNK_TOKENS:
             hidden_states = hidden_states + self.feed_forward(hidden_states)
         else:  # inference: chunks of tokens (equal up to the rounding of products with fewer rows)
             chunks = hidden_states.split(FEED_FORWARD_CHUNK_TOKENS, 1)
@@ -122,7 +122,7 @@ class TDOSPixelDecoder(nn.Module):
         lateral = self.lateral_convolution[1:] if finest_projected else self.lateral_convolution
         finest = lateral(features[0])
         coarse = outputs[-1]
-        if finest.dim() == 4 and finest.is_contiguous(memory_format=torch.channels_last):
+        if finest.is_contiguous(memory_format=torch.channels_last):
             # upsampled in the finest map's memory format (channels-last after the folded pyramid), from the same
             # values viewed channels-last without a copy: the CPU's channels-last upsampling and the addition vectorise
             coarse = level_states[-1].unflatten(1, spatial_shapes_list[-1]).permute(0, 3, 1, 2)

@@ -30,6 +30,12 @@ def is_tracing() -> bool:
     )
 
 
+def is_eager_inference() -> bool:
+    """No gradients and no tracing: where the inference-only shortcuts apply (the pixel decoder's chunked FFN, the
+    ViT pyramid's folded lateral convolution), whose training and export forms stay as written."""
+    return not torch.is_grad_enabled() and not is_tracing()
+
+
 def _remembered(cache: OrderedDict, key: Hashable, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
     """`cache[key]`, computed and stored (least recently used entries dropped) if missing; always computed when
     `MAX_CACHED_MAPS` is 0."""
@@ -83,4 +89,4 @@ def reference_points(spatial_shapes_list: list[tuple[int, int]], batch: int, dev
     return _remembered(_REFERENCE_POINTS, (shapes, batch, torch.device(device), dtype), compute)
 
 
-__all__ = ["MAX_CACHED_MAPS", "TDOSSinePositionEmbedding", "is_tracing", "reference_points"]
+__all__ = ["MAX_CACHED_MAPS", "TDOSSinePositionEmbedding", "is_eager_inference", "is_tracing", "reference_points"]

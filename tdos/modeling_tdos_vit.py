@@ -13,7 +13,7 @@ from transformers import CLIPVisionModel
 from transformers.utils import ModelOutput
 
 from .configuration_tdos import TDOSConfig
-from .modeling_tdos_position import is_tracing
+from .modeling_tdos_position import is_eager_inference
 
 
 @dataclass
@@ -146,7 +146,7 @@ class TDOSSimpleFeaturePyramid(nn.Module):
         finest, last = self.fpn1[:-1](first), self.fpn1[-1]
         if finest_projection is None:
             finest = last(finest)
-        elif torch.is_grad_enabled() or is_tracing():
+        elif not is_eager_inference():
             finest = finest_projection(last(finest))
         else:
             finest = F.conv_transpose2d(finest, *fold_projection(last, finest_projection), stride=last.stride)
