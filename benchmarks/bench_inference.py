@@ -270,11 +270,9 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
         chunk = modeling_tdos_pixel_decoder.FEED_FORWARD_CHUNK_TOKENS
         return torch.cat([layer.feed_forward(part) for part in tokens.split(chunk, 1)], 1)
 
-    def set_sharing(on: bool):
-        modeling_tdos_position.MAX_CACHED_MAPS = SHIPPED["maps"] if on else 0
-
-    def set_lean_ffn(on: bool):
-        set_optimisations([name for name in OPTIMISATIONS if on or name != "lean FFN"])
+    def toggle(optimisation: str):
+        """Turns `optimisation` on or off, every other one on (as in "all")."""
+        return lambda on: set_optimisations([name for name in OPTIMISATIONS if on or name != optimisation])
 
     pairs = {
         "deformable-attention core, one layer (transformers -> gathered)": (
@@ -282,13 +280,17 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
             lambda: deformable_attention.gathered_deformable_attention(value, shapes, locations, weights),
             None,
         ),
-        "pixel-decoder FFN, one layer (release -> lean)": (feed_forward, feed_forward, set_lean_ffn),
+        "pixel-decoder FFN, one layer (release -> lean)": (feed_forward, feed_forward, toggle("lean FFN")),
         "transformer decoder, one window (every prediction -> the last alone)": (
             lambda: decoder(*decoder_inputs[0]),
             lambda: decoder(*decoder_inputs[0], every_prediction=False),
             None,
         ),
-        "position maps + reference points, one window (rebuilt -> shared)": (window_maps, window_maps, set_sharing),
+        "position maps + reference points, one window (rebuilt -> shared)": (
+            window_maps,
+            window_maps,
+            toggle("shared maps"),
+        ),
     }
     rows = []
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
