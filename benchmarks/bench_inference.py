@@ -14,6 +14,8 @@ Variants, each in a fresh subprocess (so its peak RSS is its own), timed once af
     tokens (`tdos/modeling_tdos_pixel_decoder.py`);
   * text once + folded lateral: + the pixel decoder's lateral 1x1 convolution folded into the ViT feature pyramid's
     last transposed convolution at inference (`fold_projection` in `tdos/modeling_tdos_vit.py`);
+  * text once + pyramid as matmuls: + the ViT feature pyramid's 2x2 stride-2 transposed convolutions at inference as
+    one matrix product each, channels-last out (`upsampling_convolution` in `tdos/modeling_tdos_vit.py`);
   * text once + last prediction only: + the last decoder prediction alone, not the 9 auxiliary ones, which `predict`
     does not read (`output_auxiliary_logits=False`): their OOD-slot merge and their full-resolution masks are not
     computed, each masked attention's mask comes from the mask features resized to its level
@@ -54,6 +56,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from bench_forward import count_flops, matmul_ceiling  # noqa: E402
 from rss import peak_rss_mb  # noqa: E402
 from transformers.models.mask2former import modeling_mask2former  # noqa: E402
@@ -64,7 +67,9 @@ from tdos import modeling_tdos_vit, sliding_window  # noqa: E402
 from tdos.sliding_window import sliding_window_starts  # noqa: E402
 
 
-OPTIMISATIONS = ("gathered core", "lean FFN", "folded lateral", "last prediction only", "shared maps")
+OPTIMISATIONS = (
+    "gathered core", "lean FFN", "folded lateral", "pyramid as matmuls", "last prediction only", "shared maps"
+)  # fmt: skip
 
 
 def variant_settings(text_once=True, optimisations=(), window_batch=1, compile_decoders=False) -> dict:
@@ -88,6 +93,7 @@ SHIPPED = {
     "feed_forward": modeling_tdos_pixel_decoder.TDOSPixelDecoderEncoderLayer.feed_forward,
     "chunk": modeling_tdos_pixel_decoder.FEED_FORWARD_CHUNK_TOKENS,
     "pyramid": modeling_tdos_vit.TDOSSimpleFeaturePyramid.forward,
+    "upsampling": modeling_tdos_vit.upsampling_convolution,
     "forward": TDOSForOODSegmentation.forward,
     "maps": modeling_tdos_position.MAX_CACHED_MAPS,
 }
@@ -100,11 +106,15 @@ def release_feed_forward(layer, hidden_states: torch.Tensor) -> torch.Tensor:
 
 def release_pyramid(pyramid, feature_maps, finest_projection=None) -> list[torch.Tensor]:
     """The feature pyramid and the lateral convolution one after the other, as the release runs them."""
-    first, second, third, fourth = feature_maps
-    finest = pyramid.fpn1(first)
+    maps = SHIPPED["pyramid"](pyramid, feature_maps)
     if finest_projection is not None:
-        finest = finest_projection(finest)
-    return [finest, pyramid.fpn2(second), third, pyramid.fpn4(fourth)]
+        maps[0] = finest_projection(maps[0])
+    return maps
+
+
+def release_upsampling(features, weight, bias) -> torch.Tensor:
+    """The pyramid's transposed convolutions as `nn.ConvTranspose2d` runs them."""
+    return F.conv_transpose2d(features, weight, bias, stride=weight.shape[-2:])
 
 
 def every_prediction_forward(model, *args, output_auxiliary_logits=True, **kwargs):
@@ -124,6 +134,9 @@ def set_optimisations(enabled=OPTIMISATIONS) -> None:
     modeling_tdos_pixel_decoder.FEED_FORWARD_CHUNK_TOKENS = SHIPPED["chunk"] if "lean FFN" in enabled else sys.maxsize
     pyramid_class = modeling_tdos_vit.TDOSSimpleFeaturePyramid
     pyramid_class.forward = SHIPPED["pyramid"] if "folded lateral" in enabled else release_pyramid
+    modeling_tdos_vit.upsampling_convolution = (
+        SHIPPED["upsampling"] if "pyramid as matmuls" in enabled else release_upsampling
+    )
     TDOSForOODSegmentation.forward = (
         SHIPPED["forward"] if "last prediction only" in enabled else every_prediction_forward
     )

@@ -32,7 +32,8 @@ def is_tracing() -> bool:
 
 def is_eager_inference() -> bool:
     """No gradients and no tracing: where the inference-only shortcuts apply (the pixel decoder's chunked FFN, the
-    ViT pyramid's folded lateral convolution), whose training and export forms stay as written."""
+    ViT pyramid's folded lateral convolution and transposed convolutions as matrix products), whose training and
+    export forms stay as written."""
     return not torch.is_grad_enabled() and not is_tracing()
 
 

@@ -459,12 +459,13 @@ def test_folded_lateral_convolution_equals_the_pyramid_then_the_lateral_convolut
     with torch.no_grad():
         plain = tiny_model.feature_pyramid(maps)
         folded = pyramid(maps, lateral)  # inference: folded
-    trained = pyramid(maps, lateral)  # gradients: the two convolutions in turn
+    trained = pyramid(maps, lateral)  # gradients: the modules in turn
     assert trained[0].requires_grad
     expected = lateral(plain[0])
     assert folded[0].shape == expected.shape == (2, lateral.out_channels, *plain[0].shape[-2:])
     torch.testing.assert_close(folded[0], expected, atol=1e-5, rtol=1e-5)
-    assert torch.equal(trained[0].detach(), expected)
+    assert torch.equal(trained[0], lateral(pyramid.fpn1(maps[0])))
+    torch.testing.assert_close(trained[0].detach(), expected, atol=1e-5, rtol=1e-5)
     for folded_map, plain_map in zip(folded[1:], plain[1:]):
         assert torch.equal(folded_map, plain_map)
     weight, bias = fold_projection(pyramid.fpn1[-1], lateral)
@@ -476,6 +477,48 @@ def test_folded_lateral_convolution_equals_the_pyramid_then_the_lateral_convolut
         double = fold_projection(copy.deepcopy(pyramid.fpn1[-1]).double(), copy.deepcopy(lateral).double())
     assert double[0].dtype == torch.float64
     torch.testing.assert_close(double[0].float(), weight)
+
+
+def test_upsampling_convolution_is_the_transposed_convolution_as_one_matrix_product():
+    from tdos.modeling_tdos_vit import upsampling_convolution
+
+    generator = torch.Generator().manual_seed(3)
+    tokens = torch.randn(2, 7 * 5, 12, dtype=torch.float64, generator=generator)
+    for features in (
+        tokens.transpose(1, 2).reshape(2, 12, 7, 5),  # the ViT taps: a channels-last view of the tokens
+        torch.randn(2, 12, 7, 5, dtype=torch.float64, generator=generator),  # contiguous
+    ):
+        for kernel in ((2, 2), (2, 3)):  # a rectangular kernel checks how the blocks interleave
+            weight = torch.randn(12, 4, *kernel, dtype=torch.float64, generator=generator)
+            bias = torch.randn(4, dtype=torch.float64, generator=generator)
+            output = upsampling_convolution(features, weight, bias)
+            expected = F.conv_transpose2d(features, weight, bias, stride=kernel)
+            assert output.shape == expected.shape == (2, 4, 7 * kernel[0], 5 * kernel[1])
+            torch.testing.assert_close(output, expected, rtol=1e-12, atol=1e-12)
+            assert output.is_contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert upsampling_convolution(features.float(), weight.float(), bias.float()).dtype == torch.bfloat16
+
+
+def test_pyramid_at_inference_runs_its_transposed_convolutions_as_matrix_products(tiny_model, tiny_batch, monkeypatch):
+    from tdos import modeling_tdos_vit
+
+    calls = []
+    shipped = modeling_tdos_vit.upsampling_convolution
+    monkeypatch.setattr(modeling_tdos_vit, "upsampling_convolution", lambda *args: calls.append(1) or shipped(*args))
+    pixel_values, _ = tiny_batch
+    pyramid = tiny_model.eval().feature_pyramid
+    maps = tiny_model.image_encoder(pixel_values).feature_maps
+    trained = pyramid(maps)
+    assert trained[0].requires_grad and not calls  # training: the modules
+    with torch.no_grad():
+        inferred = pyramid(maps)
+    assert len(calls) == 3  # fpn1's two transposed convolutions and fpn2's
+    for index in (0, 1):  # fpn1 and fpn2: channels-last products, equal up to rounding
+        assert inferred[index].is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(inferred[index], trained[index].detach(), rtol=1e-5, atol=1e-5)
+    for index in (2, 3):
+        assert torch.equal(inferred[index], trained[index].detach())
 
 
 def test_pixel_decoder_gives_the_same_maps_for_a_channels_last_finest_map(tiny_model):
