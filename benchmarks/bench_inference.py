@@ -257,7 +257,8 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
     """Each optimisation at its own level, the two ways interleaved `repeats` times in this process (median
     seconds): the deformable-attention core on one 512x512 window's pixel-decoder shapes (levels 16^2, 32^2, 64^2,
     8 heads of 32, 4 points), one pixel-decoder FFN on its 5376 tokens, the transformer decoder on one window's
-    pixel-decoder outputs (every prediction or the last alone), and the position maps and reference points one
+    pixel-decoder outputs (every prediction or the last alone), the ViT feature pyramid on one window's taps (with the
+    folded lateral convolution), and the position maps and reference points one
     window's decoders ask for."""
     generator = torch.Generator().manual_seed(0)
     shapes = [(16, 16), (32, 32), (64, 64)]
@@ -272,6 +273,8 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
     window = torch.randn(1, 3, 512, 512, generator=generator)
     decoder, decoder_inputs = model.transformer_decoder, []
     decoder.register_forward_pre_hook(lambda module, inputs: decoder_inputs.append(inputs[:3]))
+    pyramid, pyramid_inputs = model.feature_pyramid, []
+    pyramid.register_forward_pre_hook(lambda module, inputs: pyramid_inputs.append(inputs))
 
     def window_maps():
         for _ in range(2):  # the pixel decoder's and the transformer decoder's
@@ -294,6 +297,11 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
             None,
         ),
         "pixel-decoder FFN, one layer (release -> lean)": (feed_forward, feed_forward, toggle("lean FFN")),
+        "ViT feature pyramid, one window (transposed convolutions -> matrix products)": (
+            lambda: pyramid(*pyramid_inputs[0]),
+            lambda: pyramid(*pyramid_inputs[0]),
+            toggle("pyramid as matmuls"),
+        ),
         "transformer decoder, one window (every prediction -> the last alone)": (
             lambda: decoder(*decoder_inputs[0]),
             lambda: decoder(*decoder_inputs[0], every_prediction=False),
@@ -309,7 +317,8 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
     with autocast:
         decoder_inputs.clear()
-        model(window)  # the transformer decoder's inputs, in this dtype
+        pyramid_inputs.clear()
+        model(window)  # the pyramid's and the transformer decoder's inputs, in this dtype
         for name, (before, after, switch) in pairs.items():
             times = ([], [])
             for _ in range(repeats):

@@ -141,7 +141,9 @@ class TDOSSimpleFeaturePyramid(nn.Module):
         to the finest map next (the pixel decoder's lateral convolution); when given, the finest map is returned
         projected by it. At inference (no gradients, no tracing) the projection is folded into fpn1's last
         transposed convolution, both being linear: one transposed convolution straight to the projection's channels
-        replaces a full-width one and a 1x1 convolution on the largest map (equal up to float rounding)."""
+        replaces a full-width one and a 1x1 convolution on the largest map; and the transposed convolutions run as
+        matrix products (`upsampling_convolution`, channels-last maps out). Both equal the modules up to float
+        rounding."""
         first, second, third, fourth = feature_maps
         if not is_eager_inference():
             finest = self.fpn1(first)
