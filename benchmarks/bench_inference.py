@@ -258,8 +258,7 @@ def run_components(dtype: str, repeats: int = 9) -> list[str]:
     seconds): the deformable-attention core on one 512x512 window's pixel-decoder shapes (levels 16^2, 32^2, 64^2,
     8 heads of 32, 4 points), one pixel-decoder FFN on its 5376 tokens, the transformer decoder on one window's
     pixel-decoder outputs (every prediction or the last alone), the ViT feature pyramid on one window's taps (with the
-    folded lateral convolution), and the position maps and reference points one
-    window's decoders ask for."""
+    folded lateral convolution), and the position maps and reference points one window's decoders ask for."""
     generator = torch.Generator().manual_seed(0)
     shapes = [(16, 16), (32, 32), (64, 64)]
     keys = sum(height * width for height, width in shapes)
