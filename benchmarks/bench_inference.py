@@ -143,9 +143,20 @@ def set_optimisations(enabled=OPTIMISATIONS) -> None:
     modeling_tdos_position.MAX_CACHED_MAPS = SHIPPED["maps"] if "shared maps" in enabled else 0
 
 
-def build_model() -> TDOSForOODSegmentation:
+def build_model(preset: str = "tdos-vit-b16") -> TDOSForOODSegmentation:
     torch.manual_seed(0)
-    return TDOSForOODSegmentation(TDOSConfig.from_preset("tdos-vit-b16")).eval()
+    return TDOSForOODSegmentation(TDOSConfig.from_preset(preset)).eval()
+
+
+def image_windows(model: TDOSForOODSegmentation, size: tuple[int, int]) -> list[torch.Tensor]:
+    """The sliding windows (the model's crop and stride) of the benchmarks' random image of `size`, row by row."""
+    pixel_values = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    crop, stride = model.config.crop_size, model.config.stride
+    return [
+        pixel_values[..., top : top + crop, left : left + crop]
+        for top in sliding_window_starts(size[0], crop, stride)
+        for left in sliding_window_starts(size[1], crop, stride)
+    ]
 
 
 def recompute_text_per_window() -> None:
@@ -216,13 +227,7 @@ def run_paired(args, dtype: str) -> list[str]:
     table rows: total seconds, ratios of totals, the median of the per-window ratios to "text once", and the
     largest difference of a window's semantic map to the release configuration's."""
     model = build_model()
-    pixel_values = torch.randn(1, 3, *args.size, generator=torch.Generator().manual_seed(0))
-    crop, stride = model.config.crop_size, model.config.stride
-    windows = [
-        pixel_values[..., top : top + crop, left : left + crop]
-        for top in sliding_window_starts(args.size[0], crop, stride)
-        for left in sliding_window_starts(args.size[1], crop, stride)
-    ]
+    windows = image_windows(model, args.size)
     paired = [name for name in PAIRED if not args.variants or name in ("release", "text once", *args.variants)]
     seconds = {name: [] for name in paired}
     differences = dict.fromkeys(paired, 0.0)

@@ -27,10 +27,10 @@ from contextlib import contextmanager
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from bench_inference import OPTIMISATIONS, set_optimisations  # noqa: E402
+from bench_inference import OPTIMISATIONS, build_model, image_windows, set_optimisations  # noqa: E402
 
-from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-from tdos.sliding_window import semantic_map_at_input_size, sliding_window_starts  # noqa: E402
+from tdos import TDOSForOODSegmentation  # noqa: E402
+from tdos.sliding_window import semantic_map_at_input_size  # noqa: E402
 
 
 IMPOSED_ON_BOTH = "all vs release, float64's masks imposed on both"
@@ -92,27 +92,23 @@ def main(argv=None):
     parser.add_argument("--preset", default="tdos-vit-b16")
     parser.add_argument("--windows", type=int, help="only the first N windows")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    model = TDOSForOODSegmentation(TDOSConfig.from_preset(args.preset)).eval()
+    model = build_model(args.preset)
     model64 = copy.deepcopy(model).double()
     heads = model.transformer_decoder.decoder.mask_predictor.num_heads
-    pixel_values = torch.randn(1, 3, *args.size, generator=torch.Generator().manual_seed(0))
-    crop, stride = model.config.crop_size, model.config.stride
-    starts = [(top, left) for top in sliding_window_starts(args.size[0], crop, stride)
-              for left in sliding_window_starts(args.size[1], crop, stride)][: args.windows]  # fmt: skip
+    windows = image_windows(model, args.size)[: args.windows]
     layers = len(model.transformer_decoder.decoder.layers)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, one "
-        f"{args.size[1]}x{args.size[0]} image, {len(starts)} windows of {crop}; {layers} masked-attention layers"
+        f"{args.size[1]}x{args.size[0]} image, {len(windows)} windows of {model.config.crop_size}; "
+        f"{layers} masked-attention layers"
     )
     print("\n| window | mask positions differing from float64's, per layer: release / all "
           "| release vs float64 | all vs release | all vs release, float64's masks imposed | seconds |")  # fmt: skip
     print("|---" * 6 + "|")
     worst = dict.fromkeys(COMPARISONS, 0.0)
     flipped = {"release": 0, "all": 0}
-    for index, (top, left) in enumerate(starts):
+    for index, window in enumerate(windows):
         start = time.perf_counter()
-        window = pixel_values[..., top : top + crop, left : left + crop]
         maps, masks = {}, {}
         maps["float64"], masks["float64"] = window_map(model64, window.double())
         maps["release"], masks["release"] = window_map(model, window)

@@ -11,18 +11,11 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 import inference_rounding  # noqa: E402
 
-from tdos import TDOSConfig, TDOSForOODSegmentation  # noqa: E402
-
-
-def tiny_model_and_window():
-    torch.manual_seed(0)
-    model = TDOSForOODSegmentation(TDOSConfig.from_preset("tiny")).eval()
-    return model, torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-
 
 @torch.no_grad()
-def test_imposed_masks_replace_the_predictors_and_nothing_else():
-    model, window = tiny_model_and_window()
+def test_imposed_masks_replace_the_predictors_and_nothing_else(tiny_model):
+    model = tiny_model.eval()
+    window = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     for optimisations in ((), inference_rounding.OPTIMISATIONS):
         semantic_map, masks = inference_rounding.window_map(model, window, optimisations)
         assert masks and all(mask.dtype == torch.bool for mask in masks)
